@@ -1,0 +1,2 @@
+//! The `atlasai-cp` binary.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Fake anthropic server (not implemented yet).

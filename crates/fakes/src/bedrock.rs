@@ -1,0 +1,1 @@
+//! Fake bedrock server (not implemented yet).

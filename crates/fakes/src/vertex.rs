@@ -1,0 +1,1 @@
+//! Fake vertex server (not implemented yet).

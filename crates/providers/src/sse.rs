@@ -1,0 +1,78 @@
+//! Server-sent events over a response body, with an idle timeout and a clear error when the
+//! connection drops mid-stream.
+
+use std::time::Duration;
+
+use eventsource_stream::{Event, Eventsource};
+use futures_util::{Stream, StreamExt};
+use reqwest::Response;
+
+use crate::error::ProviderError;
+use crate::http::{transport_error, with_idle_timeout};
+
+/// The SSE events of a response. Each item is one event or a transport error.
+pub(crate) fn events(
+    resp: Response,
+    idle: Duration,
+) -> impl Stream<Item = Result<Event, ProviderError>> + Send + 'static {
+    let events = resp.bytes_stream().eventsource().map(|item| {
+        item.map_err(|e| match e {
+            eventsource_stream::EventStreamError::Transport(e) => transport_error(&e),
+            other => ProviderError::invalid_response(format!("malformed event stream: {other}")),
+        })
+    });
+    with_idle_timeout(events, idle)
+}
+
+/// Turns a dialect's frames into neutral events. One parser per stream holds its state
+/// (open tool calls, whether the end marker arrived).
+pub(crate) trait FrameParser<F>: Send + 'static {
+    /// Handles one frame; may yield several events.
+    fn on_frame(&mut self, frame: F) -> Result<Vec<atlasai_core::StreamEvent>, ProviderError>;
+
+    /// Whether the dialect's end marker has arrived; nothing after it is read.
+    fn is_done(&self) -> bool;
+
+    /// Called when the body ends. A stream that ends before its end marker was cut off.
+    fn on_end(&mut self) -> Result<Vec<atlasai_core::StreamEvent>, ProviderError> {
+        if self.is_done() {
+            Ok(Vec::new())
+        } else {
+            Err(ProviderError::invalid_response(
+                "stream ended before the provider's end-of-stream marker (connection cut?)",
+            )
+            .with_code("truncated_stream"))
+        }
+    }
+}
+
+/// Drives a parser over a stream of frames, producing the neutral [`crate::ChatStream`].
+pub(crate) fn parse_frames<F, S, P>(frames: S, parser: P) -> crate::ChatStream
+where
+    F: Send + 'static,
+    S: Stream<Item = Result<F, ProviderError>> + Send + 'static,
+    P: FrameParser<F>,
+{
+    let state = Some((Box::pin(frames), parser));
+    let batches = futures_util::stream::unfold(state, |state| async move {
+        let (mut frames, mut parser) = state?;
+        let (batch, keep_going) = match frames.next().await {
+            Some(Ok(frame)) => match parser.on_frame(frame) {
+                Ok(events) => {
+                    let done = parser.is_done();
+                    (events.into_iter().map(Ok).collect::<Vec<_>>(), !done)
+                }
+                Err(e) => (vec![Err(e)], false),
+            },
+            Some(Err(e)) => (vec![Err(e)], false),
+            None => match parser.on_end() {
+                Ok(events) => (events.into_iter().map(Ok).collect(), false),
+                Err(e) => (vec![Err(e)], false),
+            },
+        };
+        let next = keep_going.then_some((frames, parser));
+        Some((futures_util::stream::iter(batch), next))
+    });
+    // The state becomes `None` after the last batch, which ends the stream on the next poll.
+    Box::pin(batches.flatten())
+}

@@ -1,0 +1,1 @@
+//! Contract harness for the bedrock dialect (not implemented yet).

@@ -1,0 +1,1 @@
+//! Contract harness for the vertex dialect (not implemented yet).

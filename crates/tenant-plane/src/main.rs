@@ -1,0 +1,2 @@
+//! The `atlasai-tp` binary.
+fn main() {}
