@@ -58,7 +58,11 @@ impl ProviderKind {
 
     /// The valid names joined for error messages: `openai, azure, ...`.
     pub fn valid_names() -> String {
-        Self::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+        Self::ALL
+            .iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// The wire dialect this kind speaks.

@@ -9,9 +9,9 @@
 pub mod anthropic;
 pub mod bedrock;
 pub mod openai;
-pub mod vertex;
 mod script;
 mod server;
+pub mod vertex;
 
 pub use script::{FakeReply, FakeToolCall, RetryAfter, Step, embedding_for};
 pub use server::{Fake, FakeState, Recorded};

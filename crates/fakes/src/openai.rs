@@ -232,32 +232,64 @@ fn validate_chat(body: &Value) -> Option<Response> {
         return bad("Missing required parameter: 'messages'.", "messages");
     };
     if messages.is_empty() {
-        return bad("Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.", "messages");
+        return bad(
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
+            "messages",
+        );
     }
     for (i, m) in messages.iter().enumerate() {
         let role = m.get("role").and_then(Value::as_str).unwrap_or_default();
         if !["system", "developer", "user", "assistant", "tool"].contains(&role) {
-            return bad(&format!("Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', 'function', 'tool', and 'developer'."), &format!("messages[{i}].role"));
+            return bad(
+                &format!(
+                    "Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', 'function', 'tool', and 'developer'."
+                ),
+                &format!("messages[{i}].role"),
+            );
         }
         if role == "tool" && m.get("tool_call_id").and_then(Value::as_str).is_none() {
-            return bad("Missing parameter 'tool_call_id': messages with role 'tool' must have a 'tool_call_id'.", &format!("messages[{i}].tool_call_id"));
+            return bad(
+                "Missing parameter 'tool_call_id': messages with role 'tool' must have a 'tool_call_id'.",
+                &format!("messages[{i}].tool_call_id"),
+            );
         }
     }
     if let Some(format) = body.get("response_format") {
-        let kind = format.get("type").and_then(Value::as_str).unwrap_or_default();
+        let kind = format
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if kind == "json_schema" {
             let js = format.get("json_schema");
-            if js.and_then(|j| j.get("name")).and_then(Value::as_str).is_none() {
-                return bad("Missing required parameter: 'response_format.json_schema.name'.", "response_format.json_schema.name");
+            if js
+                .and_then(|j| j.get("name"))
+                .and_then(Value::as_str)
+                .is_none()
+            {
+                return bad(
+                    "Missing required parameter: 'response_format.json_schema.name'.",
+                    "response_format.json_schema.name",
+                );
             }
         } else if !["text", "json_object"].contains(&kind) {
-            return bad(&format!("Invalid value: '{kind}'. Supported values are: 'json_object', 'json_schema', and 'text'."), "response_format.type");
+            return bad(
+                &format!(
+                    "Invalid value: '{kind}'. Supported values are: 'json_object', 'json_schema', and 'text'."
+                ),
+                "response_format.type",
+            );
         }
     }
     if let Some(tools) = body.get("tools").and_then(Value::as_array) {
         for (i, t) in tools.iter().enumerate() {
-            if t.pointer("/function/name").and_then(Value::as_str).is_none() {
-                return bad("Missing required parameter: 'tools[0].function.name'.", &format!("tools[{i}].function.name"));
+            if t.pointer("/function/name")
+                .and_then(Value::as_str)
+                .is_none()
+            {
+                return bad(
+                    "Missing required parameter: 'tools[0].function.name'.",
+                    &format!("tools[{i}].function.name"),
+                );
             }
         }
     }
@@ -266,19 +298,40 @@ fn validate_chat(body: &Value) -> Option<Response> {
 
 fn error_for_status(flavor: Flavor, status: u16, retry_after: Option<RetryAfter>) -> Response {
     let body = match (flavor, status) {
-        (Flavor::Azure, 429) => json!({"error": {"code": "429", "message": "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-10-21 have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after 1 second."}}),
-        (_, 429) => json!({"error": {"message": "Rate limit reached for gpt-4o-mini in organization org-fake on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 20s.", "type": "requests", "param": null, "code": "rate_limit_exceeded"}}),
-        (_, 401) => json!({"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}}),
-        (_, 500) => json!({"error": {"message": "The server had an error while processing your request. Sorry about that!", "type": "server_error", "param": null, "code": null}}),
-        (_, 503) => json!({"error": {"message": "The engine is currently overloaded, please try again later.", "type": "server_error", "param": null, "code": null}}),
-        (_, s) => json!({"error": {"message": format!("fake upstream error {s}"), "type": "server_error", "param": null, "code": null}}),
+        (Flavor::Azure, 429) => {
+            json!({"error": {"code": "429", "message": "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-10-21 have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after 1 second."}})
+        }
+        (_, 429) => {
+            json!({"error": {"message": "Rate limit reached for gpt-4o-mini in organization org-fake on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 20s.", "type": "requests", "param": null, "code": "rate_limit_exceeded"}})
+        }
+        (_, 401) => {
+            json!({"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}})
+        }
+        (_, 500) => {
+            json!({"error": {"message": "The server had an error while processing your request. Sorry about that!", "type": "server_error", "param": null, "code": null}})
+        }
+        (_, 503) => {
+            json!({"error": {"message": "The engine is currently overloaded, please try again later.", "type": "server_error", "param": null, "code": null}})
+        }
+        (_, s) => {
+            json!({"error": {"message": format!("fake upstream error {s}"), "type": "server_error", "param": null, "code": null}})
+        }
     };
     let mut resp = respond::with_retry_after(respond::json(status, &body), retry_after);
     if status == 429 {
         let h = resp.headers_mut();
-        h.insert("x-ratelimit-limit-requests", http::HeaderValue::from_static("3"));
-        h.insert("x-ratelimit-remaining-requests", http::HeaderValue::from_static("0"));
-        h.insert("x-ratelimit-reset-requests", http::HeaderValue::from_static("20s"));
+        h.insert(
+            "x-ratelimit-limit-requests",
+            http::HeaderValue::from_static("3"),
+        );
+        h.insert(
+            "x-ratelimit-remaining-requests",
+            http::HeaderValue::from_static("0"),
+        );
+        h.insert(
+            "x-ratelimit-reset-requests",
+            http::HeaderValue::from_static("20s"),
+        );
     }
     resp
 }
@@ -308,7 +361,9 @@ fn chat(body: &Value, model: &str, step: Step, flavor: Flavor) -> Response {
         Step::Malformed if streaming => respond::stream(
             200,
             "text/event-stream",
-            vec![Bytes::from_static(b"data: {\"id\": \"chatcmpl-1\", \"choices\": [{\"delta\": \n\n")],
+            vec![Bytes::from_static(
+                b"data: {\"id\": \"chatcmpl-1\", \"choices\": [{\"delta\": \n\n",
+            )],
             false,
         ),
         Step::Malformed => respond::raw(
@@ -355,7 +410,13 @@ fn completion(model: &str, reply: &FakeReply) -> Value {
     })
 }
 
-fn stream(model: &str, reply: &FakeReply, include_usage: bool, done: bool, reset: bool) -> Response {
+fn stream(
+    model: &str,
+    reply: &FakeReply,
+    include_usage: bool,
+    done: bool,
+    reset: bool,
+) -> Response {
     let chunk = |delta: Value, finish: Option<&str>| {
         let mut c = json!({
             "id": "chatcmpl-fake123",
@@ -370,7 +431,10 @@ fn stream(model: &str, reply: &FakeReply, include_usage: bool, done: bool, reset
         }
         c
     };
-    let mut chunks = vec![chunk(json!({"role": "assistant", "content": "", "refusal": null}), None)];
+    let mut chunks = vec![chunk(
+        json!({"role": "assistant", "content": "", "refusal": null}),
+        None,
+    )];
     for piece in reply.text_pieces() {
         chunks.push(chunk(json!({"content": piece}), None));
     }
@@ -386,7 +450,11 @@ fn stream(model: &str, reply: &FakeReply, include_usage: bool, done: bool, reset
             ));
         }
     }
-    let finish = if reply.tool_calls.is_empty() { "stop" } else { "tool_calls" };
+    let finish = if reply.tool_calls.is_empty() {
+        "stop"
+    } else {
+        "tool_calls"
+    };
     chunks.push(chunk(json!({}), Some(finish)));
     if include_usage {
         chunks.push(json!({
@@ -426,7 +494,11 @@ fn embeddings(body: &Value, model: &str, step: Step, flavor: Flavor) -> Response
         } => return error_for_status(flavor, status, retry_after),
         Step::Malformed => return respond::raw(200, "text/html", "<html>oops</html>"),
         Step::Truncated(_) | Step::Reset(_) => {
-            return respond::raw(200, "application/json", "{\"object\": \"list\", \"data\": [");
+            return respond::raw(
+                200,
+                "application/json",
+                "{\"object\": \"list\", \"data\": [",
+            );
         }
         Step::ContextTooLong => {
             return respond::json(
@@ -449,10 +521,7 @@ fn embeddings(body: &Value, model: &str, step: Step, flavor: Flavor) -> Response
             );
         }
     };
-    let dims = body
-        .get("dimensions")
-        .and_then(Value::as_u64)
-        .unwrap_or(8) as usize;
+    let dims = body.get("dimensions").and_then(Value::as_u64).unwrap_or(8) as usize;
     let tokens: usize = inputs.iter().map(|s| s.split_whitespace().count()).sum();
     // Reverse order on purpose: clients must sort by `index`.
     let data: Vec<Value> = inputs
@@ -468,7 +537,11 @@ fn embeddings(body: &Value, model: &str, step: Step, flavor: Flavor) -> Response
 }
 
 fn models_body(state: &FakeState) -> Value {
-    let mut ids = vec!["gpt-4o-mini".to_owned(), "gpt-4o".to_owned(), "text-embedding-3-small".to_owned()];
+    let mut ids = vec![
+        "gpt-4o-mini".to_owned(),
+        "gpt-4o".to_owned(),
+        "text-embedding-3-small".to_owned(),
+    ];
     if !state.model.is_empty() && !ids.contains(&state.model) {
         ids.insert(0, state.model.clone());
     }

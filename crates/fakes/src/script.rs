@@ -111,7 +111,10 @@ impl FakeToolCall {
     pub fn argument_pieces(&self) -> [String; 2] {
         let text = self.arguments.to_string();
         let mid = text.len() / 2;
-        let mid = (0..=mid).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+        let mid = (0..=mid)
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
         [text[..mid].to_owned(), text[mid..].to_owned()]
     }
 }

@@ -82,7 +82,8 @@ pub struct Fake {
 }
 
 /// A dialect's request handler: the state and the recorded request in, a response out.
-pub type Handler = fn(Arc<FakeState>, Recorded) -> futures_util::future::BoxFuture<'static, Response>;
+pub type Handler =
+    fn(Arc<FakeState>, Recorded) -> futures_util::future::BoxFuture<'static, Response>;
 
 impl Fake {
     /// Starts a fake on 127.0.0.1 with an ephemeral port, served on the current Tokio runtime
@@ -96,21 +97,23 @@ impl Fake {
             model: model.to_owned(),
         });
         let app = Router::new()
-            .fallback(move |State(state): State<Arc<FakeState>>, req: Request| async move {
-                let (parts, body) = req.into_parts();
-                let body = axum::body::to_bytes(body, usize::MAX)
-                    .await
-                    .unwrap_or_default();
-                let recorded = Recorded {
-                    method: parts.method,
-                    path: parts.uri.path().to_owned(),
-                    query: parts.uri.query().map(str::to_owned),
-                    headers: parts.headers,
-                    body,
-                };
-                lock(&state.requests).push(recorded.clone());
-                handler(state, recorded).await
-            })
+            .fallback(
+                move |State(state): State<Arc<FakeState>>, req: Request| async move {
+                    let (parts, body) = req.into_parts();
+                    let body = axum::body::to_bytes(body, usize::MAX)
+                        .await
+                        .unwrap_or_default();
+                    let recorded = Recorded {
+                        method: parts.method,
+                        path: parts.uri.path().to_owned(),
+                        query: parts.uri.query().map(str::to_owned),
+                        headers: parts.headers,
+                        body,
+                    };
+                    lock(&state.requests).push(recorded.clone());
+                    handler(state, recorded).await
+                },
+            )
             .with_state(state.clone());
         let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
             Ok(l) => l,
@@ -183,7 +186,8 @@ pub(crate) mod respond {
     /// A response with any body.
     pub(crate) fn raw(status: u16, content_type: &str, body: impl Into<Body>) -> Response {
         let mut resp = Response::new(body.into());
-        *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        *resp.status_mut() =
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if let Ok(v) = HeaderValue::from_str(content_type) {
             resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
         }
@@ -191,7 +195,10 @@ pub(crate) mod respond {
     }
 
     /// Adds `retry-after` (and `retry-after-ms` for millisecond waits).
-    pub(crate) fn with_retry_after(mut resp: Response, retry_after: Option<RetryAfter>) -> Response {
+    pub(crate) fn with_retry_after(
+        mut resp: Response,
+        retry_after: Option<RetryAfter>,
+    ) -> Response {
         let h = resp.headers_mut();
         match retry_after {
             Some(RetryAfter::Seconds(s)) => {
@@ -209,7 +216,12 @@ pub(crate) mod respond {
     /// A streamed body of these chunks, each flushed separately with a short pause so the
     /// client really sees them arrive one by one. With `reset`, the connection is cut after
     /// the chunks instead of ending cleanly.
-    pub(crate) fn stream(status: u16, content_type: &str, chunks: Vec<Bytes>, reset: bool) -> Response {
+    pub(crate) fn stream(
+        status: u16,
+        content_type: &str,
+        chunks: Vec<Bytes>,
+        reset: bool,
+    ) -> Response {
         let items = futures_util::stream::iter(chunks).then(|c| async move {
             tokio::time::sleep(Duration::from_millis(2)).await;
             Ok::<Bytes, std::io::Error>(c)

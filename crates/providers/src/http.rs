@@ -255,13 +255,18 @@ pub(crate) fn transport_error(e: &reqwest::Error) -> ProviderError {
         msg.push_str(&format!(": {s}"));
         source = s.source();
     }
-    let code = if e.is_timeout() { "timeout" } else { "connection" };
+    let code = if e.is_timeout() {
+        "timeout"
+    } else {
+        "connection"
+    };
     ProviderError::unavailable(msg).with_code(code)
 }
 
 /// Reads `retry-after-ms`, then `retry-after` as seconds or as an HTTP date.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    if let Some(ms) = header_str(headers, "retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok())
+    if let Some(ms) =
+        header_str(headers, "retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok())
         && ms.is_finite()
         && ms >= 0.0
     {
@@ -325,7 +330,10 @@ mod tests {
         let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
         h.insert("retry-after", HeaderValue::from_str(&later).unwrap());
         let d = retry_after(&h).unwrap();
-        assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120), "{d:?}");
+        assert!(
+            d > Duration::from_secs(100) && d <= Duration::from_secs(120),
+            "{d:?}"
+        );
         h.insert("retry-after", HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), None);
     }
@@ -342,7 +350,10 @@ mod tests {
             let step = (Duration::from_millis(100) * 2u32.pow(attempt)).min(Duration::from_secs(2));
             for _ in 0..50 {
                 let d = p.backoff(attempt);
-                assert!(d >= step / 2 && d <= step, "attempt {attempt}: {d:?} vs {step:?}");
+                assert!(
+                    d >= step / 2 && d <= step,
+                    "attempt {attempt}: {d:?} vs {step:?}"
+                );
             }
         }
     }

@@ -64,8 +64,7 @@ pub trait Provider: Send + Sync + fmt::Debug {
     async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError>;
 
     /// Embeddings, one vector per input, in order.
-    async fn embed(&self, request: &EmbeddingRequest)
-    -> Result<EmbeddingResponse, ProviderError>;
+    async fn embed(&self, request: &EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError>;
 
     /// The models the credentials can use.
     async fn list_models(&self) -> Result<Vec<ModelInfo>, ProviderError>;
@@ -129,12 +128,18 @@ pub async fn build_embedding_provider(
             (s, Arc::new(client))
         }
     };
-    Ok(Some(scrub::Scrubbed::wrap(inner, provider_settings.secrets())))
+    Ok(Some(scrub::Scrubbed::wrap(
+        inner,
+        provider_settings.secrets(),
+    )))
 }
 
 /// Streams a request and folds the events into a complete answer; for tests and for callers
 /// that want streaming's early failure but a whole answer.
-pub async fn collect_stream(mut stream: ChatStream, model: &str) -> Result<ChatResponse, ProviderError> {
+pub async fn collect_stream(
+    mut stream: ChatStream,
+    model: &str,
+) -> Result<ChatResponse, ProviderError> {
     let mut acc = StreamAccumulator::default();
     while let Some(event) = stream.next().await {
         acc.push(&event?);

@@ -5,9 +5,9 @@
 //! `CreateChatCompletionResponse`, `CreateChatCompletionStreamResponse`, `Error`).
 
 use atlasai_core::{
-    ChatRequest, ChatResponse, ContentPart, EmbeddingRequest, EmbeddingResponse, FinishReason,
-    Message, ModelInfo, ProviderErrorKind, ProviderKind, ProviderSettings, ResponseFormat,
-    StreamEvent, ToolCall, ToolChoice, Usage, DEFAULT_AZURE_API_VERSION, OPENAI_BASE_URL,
+    ChatRequest, ChatResponse, ContentPart, DEFAULT_AZURE_API_VERSION, EmbeddingRequest,
+    EmbeddingResponse, FinishReason, Message, ModelInfo, OPENAI_BASE_URL, ProviderErrorKind,
+    ProviderKind, ProviderSettings, ResponseFormat, StreamEvent, ToolCall, ToolChoice, Usage,
 };
 use http::HeaderMap;
 use reqwest::RequestBuilder;
@@ -207,7 +207,12 @@ impl OpenAiClient {
         body
     }
 
-    async fn post(&self, op: &str, body: &Value, streaming: bool) -> Result<reqwest::Response, ProviderError> {
+    async fn post(
+        &self,
+        op: &str,
+        body: &Value,
+        streaming: bool,
+    ) -> Result<reqwest::Response, ProviderError> {
         let url = self.url(op)?;
         send_with_retry(&self.opts, streaming, map_error, || {
             let req = self.authorize(self.http.post(url.clone()).json(body));
@@ -246,10 +251,7 @@ impl Provider for OpenAiClient {
         ))
     }
 
-    async fn embed(
-        &self,
-        request: &EmbeddingRequest,
-    ) -> Result<EmbeddingResponse, ProviderError> {
+    async fn embed(&self, request: &EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError> {
         let mut body = json!({
             "model": self.info.model,
             "input": request.inputs,
@@ -305,7 +307,10 @@ fn azure_base(settings: &ProviderSettings) -> Result<(Url, UrlStyle), ProviderEr
 
 fn parse_url(text: &str) -> Result<Url, ProviderError> {
     Url::parse(text).map_err(|e| {
-        ProviderError::new(ProviderErrorKind::BadRequest, format!("invalid URL {text:?}: {e}"))
+        ProviderError::new(
+            ProviderErrorKind::BadRequest,
+            format!("invalid URL {text:?}: {e}"),
+        )
     })
 }
 
@@ -326,7 +331,9 @@ fn wire_message(message: &Message) -> Value {
     match message {
         Message::System { content } => json!({"role": "system", "content": content}),
         Message::User { content } => {
-            let only_text = content.iter().all(|p| matches!(p, ContentPart::Text { .. }));
+            let only_text = content
+                .iter()
+                .all(|p| matches!(p, ContentPart::Text { .. }));
             if only_text {
                 // A plain string is what every compatible server accepts.
                 json!({"role": "user", "content": atlasai_core::joined_text(content)})
@@ -514,9 +521,11 @@ fn finish_reason(s: &str) -> FinishReason {
 
 impl WireResponse {
     fn into_neutral(self, configured_model: &str) -> Result<ChatResponse, ProviderError> {
-        let choice = self.choices.into_iter().next().ok_or_else(|| {
-            ProviderError::invalid_response("chat completion has no choices")
-        })?;
+        let choice = self
+            .choices
+            .into_iter()
+            .next()
+            .ok_or_else(|| ProviderError::invalid_response("chat completion has no choices"))?;
         let tool_calls: Vec<ToolCall> = choice
             .message
             .tool_calls
@@ -757,7 +766,11 @@ mod tests {
         );
         assert_eq!(e.kind, ProviderErrorKind::ContextTooLong);
         assert_eq!(e.code.as_deref(), Some("context_length_exceeded"));
-        let e = map_error(400, &h, br#"{"error":"registry.ollama.ai/library/gemma:2b does not support tools"}"#);
+        let e = map_error(
+            400,
+            &h,
+            br#"{"error":"registry.ollama.ai/library/gemma:2b does not support tools"}"#,
+        );
         assert_eq!(e.kind, ProviderErrorKind::ToolsNotSupported);
         let e = map_error(
             400,

@@ -54,10 +54,7 @@ impl Provider for Scrubbed {
         })))
     }
 
-    async fn embed(
-        &self,
-        request: &EmbeddingRequest,
-    ) -> Result<EmbeddingResponse, ProviderError> {
+    async fn embed(&self, request: &EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError> {
         self.inner.embed(request).await.map_err(|e| self.scrub(e))
     }
 

@@ -67,5 +67,9 @@ pub fn fast_opts() -> HttpOptions {
 
 /// The model calls a fake received.
 pub fn model_calls<H: Harness>(h: &H) -> Vec<Recorded> {
-    h.fake().requests().into_iter().filter(H::is_model_call).collect()
+    h.fake()
+        .requests()
+        .into_iter()
+        .filter(H::is_model_call)
+        .collect()
 }

@@ -38,7 +38,10 @@ fn content_text(v: &Value) -> String {
 }
 
 fn messages(req: &Recorded) -> Vec<Value> {
-    req.json()["messages"].as_array().cloned().unwrap_or_default()
+    req.json()["messages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 macro_rules! openai_inspectors {
@@ -57,20 +60,34 @@ macro_rules! openai_inspectors {
             messages(req)
                 .iter()
                 .filter(|m| m["role"] == "user" || m["role"] == "assistant")
-                .map(|m| (m["role"].as_str().unwrap().to_owned(), content_text(&m["content"])))
+                .map(|m| {
+                    (
+                        m["role"].as_str().unwrap().to_owned(),
+                        content_text(&m["content"]),
+                    )
+                })
                 .collect()
         }
         fn tools_declared(req: &Recorded) -> Vec<String> {
             req.json()["tools"]
                 .as_array()
-                .map(|t| t.iter().map(|t| t["function"]["name"].as_str().unwrap().to_owned()).collect())
+                .map(|t| {
+                    t.iter()
+                        .map(|t| t["function"]["name"].as_str().unwrap().to_owned())
+                        .collect()
+                })
                 .unwrap_or_default()
         }
         fn tool_results(req: &Recorded) -> Vec<(String, String)> {
             messages(req)
                 .iter()
                 .filter(|m| m["role"] == "tool")
-                .map(|m| (m["tool_call_id"].as_str().unwrap().to_owned(), content_text(&m["content"])))
+                .map(|m| {
+                    (
+                        m["tool_call_id"].as_str().unwrap().to_owned(),
+                        content_text(&m["content"]),
+                    )
+                })
                 .collect()
         }
         fn json_schema_sent(req: &Recorded) -> Option<Value> {
@@ -99,11 +116,29 @@ impl Harness for OpenAi {
         self.client_at(&self.0.base_url, opts).await
     }
     async fn client_at(&self, base: &str, opts: HttpOptions) -> Arc<dyn Provider> {
-        build(settings(ProviderKind::OpenAi, &format!("{base}/v1"), "gpt-4o-mini", Some(KEY)), opts).await
+        build(
+            settings(
+                ProviderKind::OpenAi,
+                &format!("{base}/v1"),
+                "gpt-4o-mini",
+                Some(KEY),
+            ),
+            opts,
+        )
+        .await
     }
     async fn client_with_bad_credentials(&self, opts: HttpOptions) -> Arc<dyn Provider> {
         let base = format!("{}/v1", self.0.base_url);
-        build(settings(ProviderKind::OpenAi, &base, "gpt-4o-mini", Some("sk-wrong-key-123456")), opts).await
+        build(
+            settings(
+                ProviderKind::OpenAi,
+                &base,
+                "gpt-4o-mini",
+                Some("sk-wrong-key-123456"),
+            ),
+            opts,
+        )
+        .await
     }
     openai_inspectors!();
 }
@@ -124,13 +159,31 @@ impl Harness for Azure {
         self.client_at(&self.0.base_url, opts).await
     }
     async fn client_at(&self, base: &str, opts: HttpOptions) -> Arc<dyn Provider> {
-        build(settings(ProviderKind::Azure, base, "prod-gpt4o", Some(KEY)), opts).await
+        build(
+            settings(ProviderKind::Azure, base, "prod-gpt4o", Some(KEY)),
+            opts,
+        )
+        .await
     }
     async fn client_with_bad_credentials(&self, opts: HttpOptions) -> Arc<dyn Provider> {
-        build(settings(ProviderKind::Azure, &self.0.base_url, "prod-gpt4o", Some("wrong-azure-key")), opts).await
+        build(
+            settings(
+                ProviderKind::Azure,
+                &self.0.base_url,
+                "prod-gpt4o",
+                Some("wrong-azure-key"),
+            ),
+            opts,
+        )
+        .await
     }
     fn is_model_call(req: &Recorded) -> bool {
-        req.method == http::Method::POST && req.query.as_deref().unwrap_or_default().contains("api-version=")
+        req.method == http::Method::POST
+            && req
+                .query
+                .as_deref()
+                .unwrap_or_default()
+                .contains("api-version=")
     }
     fn system_texts(req: &Recorded) -> Vec<String> {
         <OpenAi as Harness>::system_texts(req)
@@ -169,13 +222,27 @@ impl Harness for Compatible {
         self.client_at(&self.0.base_url, opts).await
     }
     async fn client_at(&self, base: &str, opts: HttpOptions) -> Arc<dyn Provider> {
-        let s = settings(ProviderKind::Vllm, &format!("{base}/v1"), "meta-llama/Llama-3.1-8B-Instruct", Some("vllm-server-key"));
+        let s = settings(
+            ProviderKind::Vllm,
+            &format!("{base}/v1"),
+            "meta-llama/Llama-3.1-8B-Instruct",
+            Some("vllm-server-key"),
+        );
         build(s, opts).await
     }
     async fn client_with_bad_credentials(&self, opts: HttpOptions) -> Arc<dyn Provider> {
         // `none` means "send no key", which a server started with --api-key rejects.
         let base = format!("{}/v1", self.0.base_url);
-        build(settings(ProviderKind::Vllm, &base, "meta-llama/Llama-3.1-8B-Instruct", Some("none")), opts).await
+        build(
+            settings(
+                ProviderKind::Vllm,
+                &base,
+                "meta-llama/Llama-3.1-8B-Instruct",
+                Some("none"),
+            ),
+            opts,
+        )
+        .await
     }
     openai_inspectors!();
 }

@@ -41,15 +41,25 @@ fn two_calls() -> Vec<FakeToolCall> {
 fn assert_calls(calls: &[ToolCall]) {
     assert_eq!(calls.len(), 2, "{calls:?}");
     assert_eq!(calls[0].name, "get_weather");
-    assert_eq!(serde_json::from_str::<Value>(&calls[0].arguments).unwrap(), json!({"city": "Paris"}));
+    assert_eq!(
+        serde_json::from_str::<Value>(&calls[0].arguments).unwrap(),
+        json!({"city": "Paris"})
+    );
     assert_eq!(calls[1].name, "get_time");
-    assert_eq!(serde_json::from_str::<Value>(&calls[1].arguments).unwrap(), json!({"tz": "Europe/Paris"}));
-    assert!(!calls[0].id.is_empty() && calls[0].id != calls[1].id, "{calls:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&calls[1].arguments).unwrap(),
+        json!({"tz": "Europe/Paris"})
+    );
+    assert!(
+        !calls[0].id.is_empty() && calls[0].id != calls[1].id,
+        "{calls:?}"
+    );
 }
 
 pub async fn plain_chat<H: Harness>() {
     let h = H::start().await;
-    h.fake().push(Step::Reply(FakeReply::text("Hello from the fake")));
+    h.fake()
+        .push(Step::Reply(FakeReply::text("Hello from the fake")));
     let client = h.client(fast_opts()).await;
     let resp = client.chat(&ChatRequest::user("Say hello")).await.unwrap();
     assert_eq!(resp.content.as_deref(), Some("Hello from the fake"));
@@ -59,7 +69,10 @@ pub async fn plain_chat<H: Harness>() {
     assert_eq!((usage.prompt_tokens, usage.completion_tokens), (12, 5));
     let calls = model_calls(&h);
     assert_eq!(calls.len(), 1);
-    assert_eq!(H::turns(&calls[0]), vec![("user".to_owned(), "Say hello".to_owned())]);
+    assert_eq!(
+        H::turns(&calls[0]),
+        vec![("user".to_owned(), "Say hello".to_owned())]
+    );
     assert!(!H::was_streaming(&calls[0]));
 }
 
@@ -79,7 +92,10 @@ pub async fn system_and_multi_turn<H: Harness>() {
     };
     client.chat(&req).await.unwrap();
     let sent = &model_calls(&h)[0];
-    assert_eq!(H::system_texts(sent), vec!["You are an SRE assistant.".to_owned()]);
+    assert_eq!(
+        H::system_texts(sent),
+        vec!["You are an SRE assistant.".to_owned()]
+    );
     assert_eq!(
         H::turns(sent),
         vec![
@@ -92,7 +108,8 @@ pub async fn system_and_multi_turn<H: Harness>() {
 
 pub async fn parallel_tool_calls<H: Harness>() {
     let h = H::start().await;
-    h.fake().push(Step::Reply(FakeReply::tool_calls(two_calls())));
+    h.fake()
+        .push(Step::Reply(FakeReply::tool_calls(two_calls())));
     let client = h.client(fast_opts()).await;
     let req = ChatRequest {
         tools: weather_tools(),
@@ -103,12 +120,16 @@ pub async fn parallel_tool_calls<H: Harness>() {
     assert_eq!(resp.finish_reason, FinishReason::ToolCalls);
     assert_calls(&resp.tool_calls);
     let sent = &model_calls(&h)[0];
-    assert_eq!(H::tools_declared(sent), vec!["get_weather".to_owned(), "get_time".to_owned()]);
+    assert_eq!(
+        H::tools_declared(sent),
+        vec!["get_weather".to_owned(), "get_time".to_owned()]
+    );
 }
 
 pub async fn tool_results_go_back<H: Harness>() {
     let h = H::start().await;
-    h.fake().push(Step::Reply(FakeReply::tool_calls(two_calls())));
+    h.fake()
+        .push(Step::Reply(FakeReply::tool_calls(two_calls())));
     h.fake().push(Step::Reply(FakeReply::text("Sunny, 14:00")));
     let client = h.client(fast_opts()).await;
     let mut req = ChatRequest {
@@ -120,8 +141,12 @@ pub async fn tool_results_go_back<H: Harness>() {
         content: first.content.clone(),
         tool_calls: first.tool_calls.clone(),
     });
-    req.messages.push(Message::tool(&first.tool_calls[0].id, r#"{"sky":"sunny"}"#));
-    req.messages.push(Message::tool(&first.tool_calls[1].id, r#"{"time":"14:00"}"#));
+    req.messages
+        .push(Message::tool(&first.tool_calls[0].id, r#"{"sky":"sunny"}"#));
+    req.messages.push(Message::tool(
+        &first.tool_calls[1].id,
+        r#"{"time":"14:00"}"#,
+    ));
     let second = client.chat(&req).await.unwrap();
     assert_eq!(second.content.as_deref(), Some("Sunny, 14:00"));
     let sent = &model_calls(&h)[1];
@@ -129,14 +154,19 @@ pub async fn tool_results_go_back<H: Harness>() {
     assert_eq!(results.len(), 2, "{results:?}");
     // Dialects with call ids must send the id back; Gemini pairs results by function name.
     let first_ref = &results[0].0;
-    assert!(first_ref == &first.tool_calls[0].id || first_ref == "get_weather", "{results:?}");
+    assert!(
+        first_ref == &first.tool_calls[0].id || first_ref == "get_weather",
+        "{results:?}"
+    );
     assert!(results[0].1.contains("sunny"), "{results:?}");
     assert!(results[1].1.contains("14:00"), "{results:?}");
 }
 
 pub async fn json_schema_output<H: Harness>() {
     let h = H::start().await;
-    h.fake().push(Step::Reply(FakeReply::text(r#"{"summary":"disk full","confidence":0.9}"#)));
+    h.fake().push(Step::Reply(FakeReply::text(
+        r#"{"summary":"disk full","confidence":0.9}"#,
+    )));
     let client = h.client(fast_opts()).await;
     let schema = json!({
         "type": "object",
@@ -162,7 +192,8 @@ pub async fn json_schema_output<H: Harness>() {
 
 pub async fn json_object_output<H: Harness>() {
     let h = H::start().await;
-    h.fake().push(Step::Reply(FakeReply::text(r#"{"ok":true}"#)));
+    h.fake()
+        .push(Step::Reply(FakeReply::text(r#"{"ok":true}"#)));
     let client = h.client(fast_opts()).await;
     let req = ChatRequest {
         response_format: Some(ResponseFormat::JsonObject),
@@ -175,9 +206,13 @@ pub async fn json_object_output<H: Harness>() {
 
 pub async fn stream_text<H: Harness>() {
     let h = H::start().await;
-    h.fake().push(Step::Reply(FakeReply::text("Streaming works end to end")));
+    h.fake()
+        .push(Step::Reply(FakeReply::text("Streaming works end to end")));
     let client = h.client(fast_opts()).await;
-    let mut stream = client.chat_stream(&ChatRequest::user("stream please")).await.unwrap();
+    let mut stream = client
+        .chat_stream(&ChatRequest::user("stream please"))
+        .await
+        .unwrap();
     let mut deltas = Vec::new();
     let mut acc = atlasai_core::StreamAccumulator::default();
     while let Some(event) = stream.next().await {
@@ -187,7 +222,10 @@ pub async fn stream_text<H: Harness>() {
         }
         acc.push(&event);
     }
-    assert!(deltas.len() >= 2, "text should arrive in several deltas: {deltas:?}");
+    assert!(
+        deltas.len() >= 2,
+        "text should arrive in several deltas: {deltas:?}"
+    );
     assert!(acc.finished());
     let resp = acc.finish("m");
     assert_eq!(resp.content.as_deref(), Some("Streaming works end to end"));
@@ -199,7 +237,8 @@ pub async fn stream_text<H: Harness>() {
 
 pub async fn stream_tool_calls<H: Harness>() {
     let h = H::start().await;
-    h.fake().push(Step::Reply(FakeReply::tool_calls(two_calls())));
+    h.fake()
+        .push(Step::Reply(FakeReply::tool_calls(two_calls())));
     let client = h.client(fast_opts()).await;
     let req = ChatRequest {
         tools: weather_tools(),
@@ -214,9 +253,16 @@ pub async fn stream_tool_calls<H: Harness>() {
 pub async fn embeddings<H: Harness>() {
     let h = H::start().await;
     let client = h.client(fast_opts()).await;
-    let inputs = vec!["disk full on db-1".to_owned(), "oom".to_owned(), "latency spike".to_owned()];
+    let inputs = vec![
+        "disk full on db-1".to_owned(),
+        "oom".to_owned(),
+        "latency spike".to_owned(),
+    ];
     let result = client
-        .embed(&EmbeddingRequest { inputs: inputs.clone(), dimensions: None })
+        .embed(&EmbeddingRequest {
+            inputs: inputs.clone(),
+            dimensions: None,
+        })
         .await;
     if !H::SUPPORTS_EMBEDDINGS {
         assert_eq!(result.unwrap_err().kind, ProviderErrorKind::Unsupported);
@@ -225,7 +271,11 @@ pub async fn embeddings<H: Harness>() {
     let resp = result.unwrap();
     assert_eq!(resp.vectors.len(), 3);
     for (input, vector) in inputs.iter().zip(&resp.vectors) {
-        assert_eq!(vector, &embedding_for(input, vector.len()), "vectors must be in input order");
+        assert_eq!(
+            vector,
+            &embedding_for(input, vector.len()),
+            "vectors must be in input order"
+        );
     }
 }
 
@@ -244,32 +294,54 @@ pub async fn list_models<H: Harness>() {
 
 pub async fn rate_limited_then_ok<H: Harness>() {
     let h = H::start().await;
-    h.fake().push(Step::Fail { status: 429, retry_after: Some(RetryAfter::Seconds(1)) });
-    h.fake().push(Step::Reply(FakeReply::text("after the wait")));
+    h.fake().push(Step::Fail {
+        status: 429,
+        retry_after: Some(RetryAfter::Seconds(1)),
+    });
+    h.fake()
+        .push(Step::Reply(FakeReply::text("after the wait")));
     let client = h.client(fast_opts()).await;
     let started = Instant::now();
     let resp = client.chat(&ChatRequest::user("hi")).await.unwrap();
     assert_eq!(resp.content.as_deref(), Some("after the wait"));
     assert_eq!(model_calls(&h).len(), 2);
     // Behaviour, not speed: the client waited out the retry-after instead of its own 10ms backoff.
-    assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 pub async fn rate_limit_longer_than_we_wait<H: Harness>() {
     let h = H::start().await;
-    h.fake().push(Step::Fail { status: 429, retry_after: Some(RetryAfter::Seconds(120)) });
+    h.fake().push(Step::Fail {
+        status: 429,
+        retry_after: Some(RetryAfter::Seconds(120)),
+    });
     let client = h.client(fast_opts()).await;
     let err = client.chat(&ChatRequest::user("hi")).await.unwrap_err();
     assert_eq!(err.kind, ProviderErrorKind::RateLimited, "{err}");
     assert_eq!(err.retry_after, Some(Duration::from_secs(120)));
-    assert_eq!(model_calls(&h).len(), 1, "must not retry when asked to wait longer than we allow");
+    assert_eq!(
+        model_calls(&h).len(),
+        1,
+        "must not retry when asked to wait longer than we allow"
+    );
 }
 
 pub async fn server_errors_then_ok<H: Harness>() {
     let h = H::start().await;
-    h.fake().push(Step::Fail { status: 500, retry_after: None });
-    h.fake().push(Step::Fail { status: 503, retry_after: None });
-    h.fake().push(Step::Reply(FakeReply::text("third time lucky")));
+    h.fake().push(Step::Fail {
+        status: 500,
+        retry_after: None,
+    });
+    h.fake().push(Step::Fail {
+        status: 503,
+        retry_after: None,
+    });
+    h.fake()
+        .push(Step::Reply(FakeReply::text("third time lucky")));
     let client = h.client(fast_opts()).await;
     let resp = client.chat(&ChatRequest::user("hi")).await.unwrap();
     assert_eq!(resp.content.as_deref(), Some("third time lucky"));
@@ -279,7 +351,10 @@ pub async fn server_errors_then_ok<H: Harness>() {
 pub async fn persistent_server_errors<H: Harness>() {
     let h = H::start().await;
     for _ in 0..5 {
-        h.fake().push(Step::Fail { status: 502, retry_after: None });
+        h.fake().push(Step::Fail {
+            status: 502,
+            retry_after: None,
+        });
     }
     let client = h.client(fast_opts()).await;
     let err = client.chat(&ChatRequest::user("hi")).await.unwrap_err();
@@ -290,8 +365,12 @@ pub async fn persistent_server_errors<H: Harness>() {
 
 pub async fn stream_retried_before_first_chunk<H: Harness>() {
     let h = H::start().await;
-    h.fake().push(Step::Fail { status: 429, retry_after: None });
-    h.fake().push(Step::Reply(FakeReply::text("streamed after a retry")));
+    h.fake().push(Step::Fail {
+        status: 429,
+        retry_after: None,
+    });
+    h.fake()
+        .push(Step::Reply(FakeReply::text("streamed after a retry")));
     let client = h.client(fast_opts()).await;
     let stream = client.chat_stream(&ChatRequest::user("hi")).await.unwrap();
     let resp = collect_stream(stream, "m").await.unwrap();
@@ -304,7 +383,10 @@ pub async fn bad_credentials<H: Harness>() {
     let client = h.client_with_bad_credentials(fast_opts()).await;
     let err = client.chat(&ChatRequest::user("hi")).await.unwrap_err();
     assert_eq!(err.kind, ProviderErrorKind::Authentication, "{err}");
-    assert!(model_calls(&h).len() <= 1, "authentication failures are not retried");
+    assert!(
+        model_calls(&h).len() <= 1,
+        "authentication failures are not retried"
+    );
 }
 
 pub async fn timeout<H: Harness>() {
@@ -327,12 +409,18 @@ pub async fn malformed_response<H: Harness>() {
     let client = h.client(fast_opts()).await;
     let err = client.chat(&ChatRequest::user("hi")).await.unwrap_err();
     assert_eq!(err.kind, ProviderErrorKind::InvalidResponse, "{err}");
-    assert_eq!(model_calls(&h).len(), 1, "a malformed answer is not retried");
+    assert_eq!(
+        model_calls(&h).len(),
+        1,
+        "a malformed answer is not retried"
+    );
 }
 
 pub async fn truncated_response<H: Harness>() {
     let h = H::start().await;
-    h.fake().push(Step::Truncated(FakeReply::text("this answer is cut in half")));
+    h.fake().push(Step::Truncated(FakeReply::text(
+        "this answer is cut in half",
+    )));
     let client = h.client(fast_opts()).await;
     let err = client.chat(&ChatRequest::user("hi")).await.unwrap_err();
     assert_eq!(err.kind, ProviderErrorKind::InvalidResponse, "{err}");
@@ -340,7 +428,9 @@ pub async fn truncated_response<H: Harness>() {
 
 pub async fn truncated_stream<H: Harness>() {
     let h = H::start().await;
-    h.fake().push(Step::Truncated(FakeReply::text("this stream never finishes properly")));
+    h.fake().push(Step::Truncated(FakeReply::text(
+        "this stream never finishes properly",
+    )));
     let client = h.client(fast_opts()).await;
     let stream = client.chat_stream(&ChatRequest::user("hi")).await.unwrap();
     let err = collect_stream(stream, "m").await.unwrap_err();
@@ -349,12 +439,17 @@ pub async fn truncated_stream<H: Harness>() {
 
 pub async fn reset_stream<H: Harness>() {
     let h = H::start().await;
-    h.fake().push(Step::Reset(FakeReply::text("the connection drops halfway through this")));
+    h.fake().push(Step::Reset(FakeReply::text(
+        "the connection drops halfway through this",
+    )));
     let client = h.client(fast_opts()).await;
     let stream = client.chat_stream(&ChatRequest::user("hi")).await.unwrap();
     let err = collect_stream(stream, "m").await.unwrap_err();
     assert!(
-        matches!(err.kind, ProviderErrorKind::Unavailable | ProviderErrorKind::InvalidResponse),
+        matches!(
+            err.kind,
+            ProviderErrorKind::Unavailable | ProviderErrorKind::InvalidResponse
+        ),
         "{err}"
     );
 }
@@ -363,7 +458,10 @@ pub async fn context_too_long<H: Harness>() {
     let h = H::start().await;
     h.fake().push(Step::ContextTooLong);
     let client = h.client(fast_opts()).await;
-    let err = client.chat(&ChatRequest::user("a very long prompt")).await.unwrap_err();
+    let err = client
+        .chat(&ChatRequest::user("a very long prompt"))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ProviderErrorKind::ContextTooLong, "{err}");
     assert_eq!(model_calls(&h).len(), 1);
 }
@@ -388,7 +486,9 @@ pub async fn refused_connection<H: Harness>() {
         l.local_addr().unwrap().port()
     };
     let h = H::start().await;
-    let client = h.client_at(&format!("http://127.0.0.1:{port}"), fast_opts()).await;
+    let client = h
+        .client_at(&format!("http://127.0.0.1:{port}"), fast_opts())
+        .await;
     let err = client.chat(&ChatRequest::user("hi")).await.unwrap_err();
     assert_eq!(err.kind, ProviderErrorKind::Unavailable, "{err}");
     assert_eq!(err.code.as_deref(), Some("connection"), "{err}");

@@ -1,0 +1,40 @@
+//! The OpenAPI description, generated from the handlers' annotations so it cannot drift.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// Every endpoint of the tenant plane.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "AtlasAI tenant plane", description = "BYOC AI inside the customer's network"),
+    paths(super::health::healthz, super::health::readyz, super::ai::test_connection, super::status::status, openapi_json),
+    modifiers(&AdminToken),
+)]
+pub struct ApiDoc;
+
+#[derive(Debug)]
+struct AdminToken;
+
+impl Modify for AdminToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "TP_ADMIN_TOKEN, or the token in <data dir>/admin-token",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "meta", responses((status = 200, description = "the OpenAPI document")))]
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

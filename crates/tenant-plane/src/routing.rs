@@ -1,0 +1,130 @@
+//! Resolves which provider client serves a tenant, and caches the built clients so their
+//! connection pools are reused. A cached route is rebuilt when the configuration changes (at
+//! once) or when it is older than `TP_ROUTING_CACHE_TTL` (so settings from other sources, and
+//! credentials resolved at build time, refresh within that time).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use atlasai_core::TenantId;
+use atlasai_providers::{Provider, ProviderError, build_chat_provider, build_embedding_provider};
+
+use crate::state::Published;
+
+/// Why no client could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    /// No provider is configured.
+    #[error("AI provider not configured")]
+    NotConfigured,
+    /// The client could not be built (bad credentials file, credential chain failure).
+    #[error("could not set up the provider client: {0}")]
+    Build(ProviderError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Purpose {
+    Chat,
+    Embeddings,
+}
+
+#[derive(Debug)]
+struct Cached {
+    generation: u64,
+    built_at: Instant,
+    client: Option<Arc<dyn Provider>>,
+}
+
+/// The route cache, keyed by tenant and purpose.
+#[derive(Debug)]
+pub struct Routes {
+    ttl: Mutex<Duration>,
+    cache: tokio::sync::Mutex<HashMap<(TenantId, Purpose), Cached>>,
+}
+
+impl Routes {
+    /// An empty cache.
+    pub fn new(ttl: Duration) -> Self {
+        Routes {
+            ttl: Mutex::new(ttl),
+            cache: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Changes the TTL (on reload).
+    pub fn set_ttl(&self, ttl: Duration) {
+        *self.ttl.lock().unwrap_or_else(PoisonError::into_inner) = ttl;
+    }
+
+    fn ttl(&self) -> Duration {
+        *self.ttl.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The chat client for a tenant under a published configuration.
+    pub async fn chat(
+        &self,
+        tenant: &TenantId,
+        published: &Published,
+    ) -> Result<Arc<dyn Provider>, RouteError> {
+        self.get(tenant, published, Purpose::Chat)
+            .await?
+            .ok_or(RouteError::NotConfigured)
+    }
+
+    /// The embedding client for a tenant, or `None` for keyword-only search.
+    pub async fn embeddings(
+        &self,
+        tenant: &TenantId,
+        published: &Published,
+    ) -> Result<Option<Arc<dyn Provider>>, RouteError> {
+        self.get(tenant, published, Purpose::Embeddings).await
+    }
+
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        published: &Published,
+        purpose: Purpose,
+    ) -> Result<Option<Arc<dyn Provider>>, RouteError> {
+        let ttl = self.ttl();
+        let mut cache = self.cache.lock().await;
+        let key = (tenant.clone(), purpose);
+        if let Some(c) = cache.get(&key)
+            && c.generation == published.generation
+            && c.built_at.elapsed() < ttl
+        {
+            return Ok(c.client.clone());
+        }
+        // Today every tenant of this tenant plane routes by the local configuration; settings
+        // distributed by the control plane will be consulted here, after local settings.
+        let config = &published.config;
+        let client = match purpose {
+            Purpose::Chat => match &config.provider {
+                None => None,
+                Some(settings) => Some(
+                    build_chat_provider(settings, &config.http)
+                        .await
+                        .map_err(RouteError::Build)?,
+                ),
+            },
+            Purpose::Embeddings => build_embedding_provider(&config.embeddings, &config.http)
+                .await
+                .map_err(RouteError::Build)?,
+        };
+        cache.insert(
+            key,
+            Cached {
+                generation: published.generation,
+                built_at: Instant::now(),
+                client: client.clone(),
+            },
+        );
+        Ok(client)
+    }
+
+    /// Drops every cached client (after a reload).
+    pub async fn clear(&self) {
+        self.cache.lock().await.clear();
+    }
+}
