@@ -1,0 +1,61 @@
+//! The control-plane binary validates its configuration before binding and answers health
+//! checks.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn cp() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_atlasai-cp"));
+    c.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    c
+}
+
+#[test]
+fn invalid_configuration_exits_64_with_every_problem() {
+    let out = cp()
+        .args(["check-config"])
+        .env("CP_BIND_ADDR", "not-an-address")
+        .env("CP_LOG_FORMAT", "xml")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("CP_BIND_ADDR: \"not-an-address\" is not a socket address"), "{stderr}");
+    assert!(stderr.contains("CP_LOG_FORMAT"), "{stderr}");
+    assert!(stderr.contains("(2 problems)"), "{stderr}");
+}
+
+#[test]
+fn check_config_accepts_defaults() {
+    let out = cp().args(["check-config"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0.0.0.0:8090"));
+}
+
+#[test]
+fn serves_health() {
+    let mut child = cp()
+        .env("CP_BIND_ADDR", "127.0.0.1:0")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let addr = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.contains("control plane listening")
+                .then(|| l.split("address=").nth(1).map(|a| a.split_whitespace().next().unwrap_or_default().to_owned()))
+                .flatten()
+        })
+        .unwrap();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    use std::io::{Read, Write};
+    write!(stream, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    stream.read_to_string(&mut resp).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.contains(r#"{"status":"ok"}"#), "{resp}");
+}
