@@ -55,7 +55,7 @@ enum WireEvent {
     },
     ContentBlockDelta {
         index: u64,
-        delta: Delta,
+        delta: BlockDelta,
     },
     ContentBlockStop {
         index: u64,
@@ -101,15 +101,14 @@ enum StartBlock {
     Other,
 }
 
+/// A `content_block_delta` payload (`RawContentBlockDelta`).
 #[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum Delta {
-    TextDelta {
-        text: String,
-    },
-    InputJsonDelta {
-        partial_json: String,
-    },
+#[serde(tag = "type")]
+enum BlockDelta {
+    #[serde(rename = "text_delta")]
+    Text { text: String },
+    #[serde(rename = "input_json_delta")]
+    InputJson { partial_json: String },
     /// Thinking, signature and citation deltas.
     #[serde(other)]
     Other,
@@ -167,12 +166,12 @@ impl StreamParser {
                 self.blocks.insert(index, block);
             }
             WireEvent::ContentBlockDelta { index, delta } => match delta {
-                Delta::TextDelta { text } => {
+                BlockDelta::Text { text } => {
                     if !text.is_empty() {
                         out.push(StreamEvent::TextDelta { text });
                     }
                 }
-                Delta::InputJsonDelta { partial_json } => match self.blocks.get_mut(&index) {
+                BlockDelta::InputJson { partial_json } => match self.blocks.get_mut(&index) {
                     Some(Block::Tool { call, streamed, .. }) => {
                         if !partial_json.is_empty() {
                             *streamed = true;
@@ -190,7 +189,7 @@ impl StreamParser {
                         )));
                     }
                 },
-                Delta::Other => {}
+                BlockDelta::Other => {}
             },
             WireEvent::ContentBlockStop { index } => {
                 if let Some(Block::Tool {

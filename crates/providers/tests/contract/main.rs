@@ -1,6 +1,11 @@
 //! Provider contract tests: one suite of scenarios, run against every dialect's client talking
 //! to an in-process fake of that provider (`atlasai-fakes`). Each dialect supplies a
 //! [`Harness`](harness::Harness); [`contract_suite!`] stamps out the scenarios for it.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "scenarios and harnesses are test code outside #[test] functions; a panic is the failure report"
+)]
 
 mod harness;
 mod scenarios;
