@@ -71,6 +71,16 @@ impl AnthropicClient {
             .api_key
             .clone()
             .filter(|k| !k.expose_secret().is_empty() && k.expose_secret() != "none");
+        if let Some(key) = &api_key
+            && http::HeaderValue::from_str(key.expose_secret()).is_err()
+        {
+            // Otherwise every request fails in the HTTP layer and looks like an outage.
+            return Err(ProviderError::new(
+                ProviderErrorKind::BadRequest,
+                "BYOC_API_KEY contains characters an HTTP header cannot carry (a line break \
+                 from copying it?)",
+            ));
+        }
         if api_key.is_none() && settings.endpoint.is_none() {
             return Err(ProviderError::new(
                 ProviderErrorKind::BadRequest,
@@ -295,6 +305,8 @@ mod tests {
         assert_eq!(err.kind, ProviderErrorKind::BadRequest);
         assert!(err.message.contains("BYOC_API_KEY"), "{err}");
         assert!(client(None, Some("none")).is_err());
+        let err = client(None, Some("sk-ant-api03-abc\n")).unwrap_err();
+        assert!(err.message.contains("line break"), "{err}");
         let c = client(Some("https://gw.corp"), None).unwrap();
         assert!(c.api_key.is_none());
     }

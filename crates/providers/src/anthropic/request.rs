@@ -49,10 +49,16 @@ pub(super) fn body(
         // One string, the messages in order: Anthropic takes a single system prompt.
         body.insert("system".into(), json!(system.join("\n\n")));
     }
-    body.insert(
-        "messages".into(),
-        Value::Array(messages(&request.messages)?),
-    );
+    let turns = messages(&request.messages)?;
+    if turns.is_empty() {
+        // Anthropic needs at least one turn; a system prompt alone is not a conversation.
+        return Err(ProviderError::new(
+            ProviderErrorKind::BadRequest,
+            "the request has no user or assistant message; Anthropic needs at least one \
+             besides the system prompt",
+        ));
+    }
+    body.insert("messages".into(), Value::Array(turns));
     if !request.tools.is_empty() {
         body.insert(
             "tools".into(),
@@ -358,6 +364,16 @@ mod tests {
         assert_eq!(b["stream"], true);
         assert_eq!(b["messages"][2]["content"][0]["type"], "tool_result");
         assert_eq!(b["messages"][2]["content"][1]["text"], "note");
+    }
+
+    #[test]
+    fn a_system_prompt_alone_is_refused() {
+        let req = ChatRequest {
+            messages: vec![Message::system("You are helpful."), Message::user("")],
+            ..ChatRequest::default()
+        };
+        let err = body("m", &req, false).unwrap_err();
+        assert_eq!(err.kind, ProviderErrorKind::BadRequest);
     }
 
     #[test]
