@@ -1,7 +1,6 @@
 //! Provider contract tests: one suite of scenarios, run against every dialect's client talking
 //! to an in-process fake of that provider (`atlasai-fakes`). Each dialect supplies a
 //! [`Harness`](harness::Harness); [`contract_suite!`] stamps out the scenarios for it.
-
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -1,1 +1,0 @@
-//! Fake anthropic server (not implemented yet).
