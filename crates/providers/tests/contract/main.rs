@@ -2,6 +2,10 @@
 //! to an in-process fake of that provider (`atlasai-fakes`). Each dialect supplies a
 //! [`Harness`](harness::Harness); [`contract_suite!`] stamps out the scenarios for it.
 
+// The scenarios and harness helpers are plain functions, not `#[test]`s, so clippy's
+// allow-unwrap-in-tests does not reach them; in test code a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod harness;
 mod scenarios;
 
