@@ -143,8 +143,9 @@ pub(crate) struct StreamParser {
     model: String,
     request_id: Option<String>,
     started: bool,
-    /// Tool-call numbers (counting from 0) by `contentBlockIndex`.
-    tools: HashMap<u64, u32>,
+    /// Tool calls by `contentBlockIndex`: their number (counting from 0) and whether any
+    /// argument text has arrived.
+    tools: HashMap<u64, (u32, bool)>,
     stopped: bool,
     done: bool,
 }
@@ -161,14 +162,12 @@ impl StreamParser {
         }
     }
 
-    fn tool_index(&mut self, block: u64) -> (u32, bool) {
+    /// The call number of a tool block, assigned on first sight.
+    fn tool_index(&mut self, block: u64, with_arguments: bool) -> u32 {
         let next = self.tools.len() as u32;
-        let mut fresh = false;
-        let index = *self.tools.entry(block).or_insert_with(|| {
-            fresh = true;
-            next
-        });
-        (index, fresh)
+        let entry = self.tools.entry(block).or_insert((next, false));
+        entry.1 |= with_arguments;
+        entry.0
     }
 }
 
@@ -232,7 +231,7 @@ impl FrameParser<Message> for StreamParser {
             "contentBlockStart" => {
                 let start: BlockStart = payload(&message, "contentBlockStart")?;
                 if let Some(tool) = start.start.get("toolUse") {
-                    let (index, _) = self.tool_index(start.content_block_index);
+                    let index = self.tool_index(start.content_block_index, false);
                     out.push(StreamEvent::ToolCallDelta {
                         index,
                         id: tool
@@ -259,7 +258,7 @@ impl FrameParser<Message> for StreamParser {
                     .and_then(Value::as_str)
                 {
                     // A delta for a block that never started still gets its own call number.
-                    let (index, _) = self.tool_index(delta.content_block_index);
+                    let index = self.tool_index(delta.content_block_index, !input.is_empty());
                     out.push(StreamEvent::ToolCallDelta {
                         index,
                         id: None,
@@ -285,8 +284,21 @@ impl FrameParser<Message> for StreamParser {
                     });
                 }
             }
-            // messageStart only opens the stream (handled above); contentBlockStop needs no
-            // event; unknown events are skipped so that new ones do not break old clients.
+            "contentBlockStop" => {
+                let stop: BlockDelta = payload(&message, "contentBlockStop")?;
+                // A tool without parameters may stream no input at all; its arguments are
+                // then the empty object, as in a non-streamed answer, not an empty string.
+                if let Some((index, false)) = self.tools.get(&stop.content_block_index).copied() {
+                    out.push(StreamEvent::ToolCallDelta {
+                        index,
+                        id: None,
+                        name: None,
+                        arguments: "{}".to_owned(),
+                    });
+                }
+            }
+            // messageStart only opens the stream (handled above); unknown events are skipped
+            // so that new ones do not break old clients.
             _ => {}
         }
         Ok(out)
@@ -380,10 +392,7 @@ mod tests {
                 "contentBlockStart",
                 json!({"contentBlockIndex": 2, "start": {"toolUse": {"toolUseId": "t2", "name": "b"}}}),
             ),
-            event(
-                "contentBlockDelta",
-                json!({"contentBlockIndex": 2, "delta": {"toolUse": {"input": "{}"}}}),
-            ),
+            event("contentBlockStop", json!({"contentBlockIndex": 2})),
             event("messageStop", json!({"stopReason": "tool_use"})),
             event(
                 "metadata",
@@ -410,6 +419,10 @@ mod tests {
         assert_eq!(resp.tool_calls[0].id, "t1");
         assert_eq!(resp.tool_calls[0].arguments, "{\"x\":1}");
         assert_eq!(resp.tool_calls[1].name, "b");
+        assert_eq!(
+            resp.tool_calls[1].arguments, "{}",
+            "a tool streamed without input"
+        );
         assert_eq!(resp.usage, Some(Usage::new(3, 4)));
     }
 

@@ -656,3 +656,16 @@ async fn default_chain_child() {
         );
     }
 }
+
+/// The fake, like AWS, explains a signature mismatch with the canonical request it expected,
+/// which holds the session token; the message must reach the caller without it.
+#[tokio::test]
+async fn session_tokens_echoed_in_signature_errors_are_scrubbed() {
+    let fake = bedrock::start(AKID, SECRET, Some(TOKEN), REGION, CHAT_MODEL).await;
+    let aws = keys("not-the-secret", Some(TOKEN));
+    let client = chat_client(&fake.base_url, CHAT_MODEL, aws, &fast_opts()).await;
+    let err = client.chat(&ChatRequest::user("hi")).await.unwrap_err();
+    assert_eq!(err.code.as_deref(), Some("InvalidSignatureException"));
+    assert!(err.message.contains("x-amz-security-token:"), "{err}");
+    assert!(!err.message.contains(TOKEN), "{err}");
+}
