@@ -13,7 +13,6 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use secrecy::ExposeSecret;
 use url::Url;
 
@@ -198,9 +197,26 @@ fn refresh_time(now: SystemTime, expiry: SystemTime) -> SystemTime {
 fn credentials_error(e: &aws_credential_types::provider::error::CredentialsError) -> ProviderError {
     ProviderError::new(
         ProviderErrorKind::Authentication,
-        format!("could not load AWS credentials: {}", DisplayErrorContext(e)),
+        format!("could not load AWS credentials: {}", error_chain(e)),
     )
     .with_code("credentials")
+}
+
+/// An error and its sources joined with `: `, the way operators read causes. (aws-smithy's
+/// `DisplayErrorContext` appends a `Debug` dump, which is noise in a status page.)
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        // Wrappers often repeat their source's text; say it once.
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 fn signing_error(e: &dyn std::error::Error) -> ProviderError {
