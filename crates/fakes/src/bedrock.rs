@@ -1,1 +1,0 @@
-//! Fake bedrock server (not implemented yet).
