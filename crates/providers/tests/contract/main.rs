@@ -2,6 +2,11 @@
 //! to an in-process fake of that provider (`atlasai-fakes`). Each dialect supplies a
 //! [`Harness`](harness::Harness); [`contract_suite!`] stamps out the scenarios for it.
 
+// The scenarios and harness helpers are plain functions called by the generated `#[test]`s, so
+// clippy's `allow-unwrap-in-tests` does not reach them; in this test crate a failed unwrap is a
+// failed test, which is what we want.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod harness;
 mod scenarios;
 
