@@ -105,6 +105,13 @@ impl ServiceAccount {
                 "the service-account key's private_key is not a PEM-encoded RSA private key ({e})"
             ))
         })?;
+        // Parsing the PEM only checks its outer structure; signing once proves the RSA key
+        // itself is usable, so a broken key is reported now rather than on the first call.
+        jsonwebtoken::encode(&Header::new(Algorithm::RS256), &Value::Null, &key).map_err(|e| {
+            key_error(format!(
+                "the service-account key's private_key cannot sign ({e}); download a new key"
+            ))
+        })?;
         let token_uri_text = text("token_uri").unwrap_or_else(|| DEFAULT_TOKEN_URI.to_owned());
         let token_uri = Url::parse(&token_uri_text)
             .ok()
@@ -300,7 +307,7 @@ fn map_token_error(status: u16, _headers: &HeaderMap, body: &[u8]) -> ProviderEr
 mod tests {
     use super::*;
 
-    const TEST_KEY: &str = include_str!("../../../fakes/src/vertex/test_key.pem");
+    const TEST_KEY: &str = atlasai_fakes::vertex::TEST_PRIVATE_KEY;
 
     fn key_json(fields: Value) -> String {
         fields.to_string()
@@ -375,7 +382,7 @@ mod tests {
         assert_eq!(header.alg, Algorithm::RS256);
         assert_eq!(header.kid.as_deref(), Some("kid1"));
         // The signature verifies with the key pair's public half.
-        let public = include_str!("../../../fakes/src/vertex/test_key.pub.pem");
+        let public = atlasai_fakes::vertex::TEST_PUBLIC_KEY;
         let mut validation = jsonwebtoken::Validation::new(Algorithm::RS256);
         validation.validate_exp = false;
         validation.validate_aud = false;

@@ -440,7 +440,7 @@ mod tests {
 
     use super::*;
 
-    const TEST_KEY: &str = include_str!("../../../fakes/src/vertex/test_key.pem");
+    const TEST_KEY: &str = atlasai_fakes::vertex::TEST_PRIVATE_KEY;
 
     fn settings(region: &str, endpoint: Option<&str>) -> ProviderSettings {
         let mut s = ProviderSettings::new(ProviderKind::Vertex, "gemini-2.0-flash");
