@@ -154,7 +154,7 @@ pub(super) fn token_endpoint(config: &FakeConfig, secret: &str, req: &Recorded) 
     };
     if !timely {
         return invalid_grant(
-            "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.",
+            "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values and use a clock with skew to account for clock differences between systems.",
         );
     }
     let lifetime = config.token_lifetime_secs;
