@@ -1,1 +1,0 @@
-//! Fake vertex server (not implemented yet).
