@@ -1,2 +1,149 @@
-//! cargo xtask
-fn main() {}
+//! Project automation, in plain Rust so it cannot rot like shell scripts do.
+//!
+//! - `cargo xtask ci`: exactly what CI runs (`.ci/run` calls it): formatting, lints, the
+//!   workspace lint-inheritance check, and the full test suite.
+
+#![allow(
+    clippy::print_stderr,
+    reason = "xtask is a command-line tool that reports progress on stderr"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    match args.next().as_deref() {
+        Some("ci") => ci(),
+        Some("help") | Some("--help") | None => {
+            usage();
+            Ok(())
+        }
+        Some(other) => {
+            usage();
+            bail!("unknown task {other:?}")
+        }
+    }
+}
+
+fn usage() {
+    eprintln!(
+        "usage: cargo xtask <task>\n\ntasks:\n  ci    formatting, clippy -D warnings, lint inheritance, and every test (what CI runs)"
+    );
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+    c.current_dir(root());
+    c
+}
+
+fn run(step: &str, mut cmd: Command) -> Result<()> {
+    eprintln!("\n==> {step}");
+    let started = std::time::Instant::now();
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start: {step}"))?;
+    eprintln!(
+        "==> {step}: {} in {:.0}s",
+        if status.success() { "ok" } else { "FAILED" },
+        started.elapsed().as_secs_f64()
+    );
+    if !status.success() {
+        bail!("{step} failed ({status})");
+    }
+    Ok(())
+}
+
+fn ci() -> Result<()> {
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    run("cargo fmt --check", fmt)?;
+
+    check_lint_inheritance()?;
+
+    let mut clippy = cargo();
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run("cargo clippy -D warnings", clippy)?;
+
+    // The end-to-end tests start the real binaries of both planes.
+    let mut build = cargo();
+    build.args(["build", "--workspace", "--bins"]);
+    run("cargo build --bins", build)?;
+
+    if has_nextest() {
+        let mut tests = cargo();
+        tests.args([
+            "nextest",
+            "run",
+            "--workspace",
+            "--no-fail-fast",
+            "--profile",
+            "ci",
+        ]);
+        run("cargo nextest run", tests)?;
+        // nextest does not run doctests.
+        let mut doc = cargo();
+        doc.args(["test", "--workspace", "--doc"]);
+        run("cargo test --doc", doc)?;
+    } else {
+        let mut tests = cargo();
+        tests.args(["test", "--workspace", "--no-fail-fast"]);
+        run("cargo test", tests)?;
+    }
+    eprintln!("\nci: all checks passed");
+    Ok(())
+}
+
+fn has_nextest() -> bool {
+    cargo()
+        .args(["nextest", "--version"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Every member crate must inherit the workspace lints (omicron checks the same).
+fn check_lint_inheritance() -> Result<()> {
+    eprintln!("\n==> workspace lint inheritance");
+    let mut missing = Vec::new();
+    let mut manifests = vec![
+        root().join("xtask/Cargo.toml"),
+        root().join("tests/Cargo.toml"),
+    ];
+    for entry in std::fs::read_dir(root().join("crates"))? {
+        manifests.push(entry?.path().join("Cargo.toml"));
+    }
+    for manifest in manifests {
+        let text = std::fs::read_to_string(&manifest)
+            .with_context(|| format!("reading {}", manifest.display()))?;
+        if !text.contains("[lints]\nworkspace = true") {
+            missing.push(manifest.display().to_string());
+        }
+    }
+    if !missing.is_empty() {
+        bail!(
+            "these crates do not set `[lints] workspace = true`: {}",
+            missing.join(", ")
+        );
+    }
+    eprintln!("==> workspace lint inheritance: ok");
+    Ok(())
+}

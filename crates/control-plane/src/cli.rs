@@ -36,7 +36,9 @@ pub fn main() -> ExitCode {
     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only help a person at a terminal; in files and pipes they are noise.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if env.get("CP_LOG_FORMAT").map(String::as_str) == Some("json") {
         builder.json().init();
     } else {
@@ -61,7 +63,10 @@ pub fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Command::Serve => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Command::Serve => match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
             Ok(rt) => rt.block_on(serve(config)),
             Err(e) => {
                 tracing::error!("cannot start the async runtime: {e}");
@@ -83,7 +88,10 @@ async fn serve(config: ControlPlaneConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     tracing::info!(%address, "control plane listening");
     let shutdown = async {
         #[cfg(unix)]
@@ -105,7 +113,10 @@ async fn serve(config: ControlPlaneConfig) -> ExitCode {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down: finishing in-flight requests");
     };
-    match axum::serve(listener, crate::app()).with_graceful_shutdown(shutdown).await {
+    match axum::serve(listener, crate::app())
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("server error: {e}");

@@ -41,7 +41,9 @@ pub fn load(env: &BTreeMap<String, String>) -> Result<ControlPlaneConfig, Config
         && f != "json"
         && f != "text"
     {
-        errors.push(format!("CP_LOG_FORMAT: {f:?} is not a log format; use text or json"));
+        errors.push(format!(
+            "CP_LOG_FORMAT: {f:?} is not a log format; use text or json"
+        ));
     }
     let warnings = env
         .keys()
@@ -63,12 +65,18 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
     fn defaults_and_every_error_at_once() {
-        assert_eq!(load(&env(&[])).unwrap().bind_addr.to_string(), "0.0.0.0:8090");
+        assert_eq!(
+            load(&env(&[])).unwrap().bind_addr.to_string(),
+            "0.0.0.0:8090"
+        );
         let err = load(&env(&[("CP_BIND_ADDR", "x"), ("CP_LOG_FORMAT", "xml")])).unwrap_err();
         assert_eq!(err.0.len(), 2, "{err}");
         assert!(err.to_string().contains("CP_BIND_ADDR"));

@@ -6,7 +6,8 @@ use std::process::{Command, Stdio};
 
 fn cp() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_atlasai-cp"));
-    c.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
     c
 }
 
@@ -20,7 +21,10 @@ fn invalid_configuration_exits_64_with_every_problem() {
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("CP_BIND_ADDR: \"not-an-address\" is not a socket address"), "{stderr}");
+    assert!(
+        stderr.contains("CP_BIND_ADDR: \"not-an-address\" is not a socket address"),
+        "{stderr}"
+    );
     assert!(stderr.contains("CP_LOG_FORMAT"), "{stderr}");
     assert!(stderr.contains("(2 problems)"), "{stderr}");
 }
@@ -36,22 +40,37 @@ fn check_config_accepts_defaults() {
 fn serves_health() {
     let mut child = cp()
         .env("CP_BIND_ADDR", "127.0.0.1:0")
+        .env("CP_LOG_FORMAT", "json")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
-    let addr = BufReader::new(stderr)
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.contains("control plane listening")
-                .then(|| l.split("address=").nth(1).map(|a| a.split_whitespace().next().unwrap_or_default().to_owned()))
-                .flatten()
-        })
-        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("control plane listening") {
+                let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                let _ = tx.send(
+                    v["fields"]["address"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
+            }
+        }
+    });
+    let addr = rx.recv_timeout(std::time::Duration::from_secs(30));
+    let Ok(addr) = addr else {
+        let _ = child.kill();
+        panic!("atlasai-cp did not report its address");
+    };
     let mut stream = std::net::TcpStream::connect(&addr).unwrap();
     use std::io::{Read, Write};
-    write!(stream, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut resp = String::new();
     stream.read_to_string(&mut resp).unwrap();
     let _ = child.kill();

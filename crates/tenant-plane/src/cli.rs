@@ -84,7 +84,9 @@ fn init_logging(env: &Env) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only help a person at a terminal; in files and pipes they are noise.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if env.get("TP_LOG_FORMAT") == Some("json") {
         builder.json().init();
     } else {

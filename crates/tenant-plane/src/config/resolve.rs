@@ -869,7 +869,7 @@ fn embeddings(
                 }
             };
             let endpoint = endpoint.and_then(|e| {
-                let u = embedding_endpoint(l, &e);
+                let u = endpoint_url(l, ProviderKind::Bedrock, &e);
                 if let Some(u) = &u {
                     report.push(row("embeddings endpoint", u.to_string(), e.source.clone()));
                 }

@@ -295,3 +295,202 @@ async fn provider_failure_is_503_with_the_reason_and_health_stays_up() {
     let (status, _) = ai_test(&tp.url).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bedrock_with_access_keys() {
+    let model = "anthropic.claude-3-haiku-20240307-v1:0";
+    let fake = atlasai_fakes::bedrock::start(
+        "AKIAIOSFODNN7EXAMPLE",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        None,
+        "us-east-1",
+        model,
+    )
+    .await;
+    let tp = Tp::start(
+        &[
+            ("BYOC_PROVIDER", "bedrock"),
+            ("BYOC_REGION", "us-east-1"),
+            ("BYOC_AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE"),
+            (
+                "BYOC_AWS_SECRET_ACCESS_KEY",
+                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            ),
+            ("BYOC_MODEL", model),
+            // The VPC-endpoint override, pointed at the fake.
+            ("BYOC_ENDPOINT_URL", &fake.base_url),
+        ],
+        &[],
+    );
+    let (status, body) = ai_test(&tp.url).await;
+    assert_eq!(status, 200, "{body}\n{}", tp.logs());
+    assert_ok_shape(&body, "bedrock", model);
+    let sent = fake.last_request().unwrap();
+    // The fake verified the SigV4 signature; the model id travels encoded as one segment.
+    assert_eq!(
+        sent.path,
+        "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse"
+    );
+    assert!(
+        sent.header("authorization")
+            .unwrap()
+            .starts_with("AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bedrock_with_task_role_from_the_container_credentials_endpoint() {
+    let model = "anthropic.claude-3-haiku-20240307-v1:0";
+    let fake = atlasai_fakes::bedrock::start(
+        "ASIATASKROLEEXAMPLE1",
+        "task-role-secret-key-example-0000",
+        Some("task-role-session-token"),
+        "us-east-1",
+        model,
+    )
+    .await;
+    let creds = atlasai_fakes::bedrock::ecs_credentials_url(&fake);
+    let tp = Tp::start(
+        &[
+            // As documented: no provider, no keys.
+            ("TP_BEDROCK_USE_TASK_ROLE", "1"),
+            ("TP_BEDROCK_MODEL_ID", model),
+            // What ECS puts into every task's environment.
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", &creds),
+            ("BYOC_ENDPOINT_URL", &fake.base_url),
+        ],
+        &[],
+    );
+    let (status, body) = ai_test(&tp.url).await;
+    assert_eq!(status, 200, "{body}\n{}", tp.logs());
+    assert_ok_shape(&body, "bedrock", model);
+    let (status, _) = ai_test(&tp.url).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        atlasai_fakes::bedrock::credential_fetches(&fake),
+        1,
+        "credentials are cached, not fetched per request"
+    );
+    let signed = fake.last_request().unwrap();
+    assert_eq!(
+        signed.header("x-amz-security-token"),
+        Some("task-role-session-token")
+    );
+    assert!(!tp.logs().contains("task-role-secret-key-example-0000"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bedrock_task_role_from_helm_values() {
+    let model = "anthropic.claude-3-sonnet-20240229-v1:0";
+    let fake = atlasai_fakes::bedrock::start(
+        "ASIAHELMROLEEXAMPLE",
+        "helm-role-secret-key-example-000",
+        Some("helm-role-token"),
+        "eu-west-1",
+        model,
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("values.yaml");
+    std::fs::write(
+        &values,
+        format!(
+            "byoc:\n  provider: bedrock\n  apiKey: \"\"\n  model: \"\"\n  endpointUrl: \"{}\"\n  region: \"eu-west-1\"\n  bedrockUseTaskRole: true\n  bedrockModelId: \"{model}\"\n",
+            fake.base_url
+        ),
+    )
+    .unwrap();
+    let creds = atlasai_fakes::bedrock::ecs_credentials_url(&fake);
+    let tp = Tp::start(
+        &[("AWS_CONTAINER_CREDENTIALS_FULL_URI", &creds)],
+        &["--values", values.to_str().unwrap()],
+    );
+    let (status, body) = ai_test(&tp.url).await;
+    assert_eq!(status, 200, "{body}\n{}", tp.logs());
+    assert_ok_shape(&body, "bedrock", model);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bedrock_embeddings_with_the_same_role() {
+    let fake = atlasai_fakes::bedrock::start(
+        "ASIAEMBEDROLEEXAMPLE",
+        "embed-role-secret-key-example-00",
+        Some("embed-role-token"),
+        "us-east-1",
+        "unused",
+    )
+    .await;
+    let creds = atlasai_fakes::bedrock::ecs_credentials_url(&fake);
+    let tp = Tp::start(
+        &[
+            ("EMBEDDING_PROVIDER", "bedrock"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", &creds),
+            ("EMBEDDING_ENDPOINT_URL", &fake.base_url),
+        ],
+        &[],
+    );
+    let (status, body) = ai_test_body(&tp.url, json!({"test": true, "target": "embeddings"})).await;
+    assert_eq!(status, 200, "{body}\n{}", tp.logs());
+    assert_ok_shape(&body, "bedrock", "amazon.titan-embed-text-v2:0");
+    assert_eq!(
+        fake.last_request().unwrap().path,
+        "/model/amazon.titan-embed-text-v2%3A0/invoke"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_direct() {
+    let fake = atlasai_fakes::anthropic::start(
+        Some("sk-ant-api03-example-key"),
+        "claude-3-5-sonnet-20241022",
+    )
+    .await;
+    let tp = Tp::start(
+        &[
+            ("BYOC_PROVIDER", "anthropic"),
+            ("BYOC_API_KEY", "sk-ant-api03-example-key"),
+            ("BYOC_MODEL", "claude-3-5-sonnet-20241022"),
+            // A customer proxy in front of api.anthropic.com, here the fake.
+            ("BYOC_ENDPOINT_URL", &fake.base_url),
+        ],
+        &[],
+    );
+    let (status, body) = ai_test(&tp.url).await;
+    assert_eq!(status, 200, "{body}");
+    assert_ok_shape(&body, "anthropic", "claude-3-5-sonnet-20241022");
+    let sent = fake.last_request().unwrap();
+    assert_eq!(sent.path, "/v1/messages");
+    assert_eq!(sent.header("x-api-key"), Some("sk-ant-api03-example-key"));
+    assert_eq!(sent.header("anthropic-version"), Some("2023-06-01"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vertex_with_a_service_account_key_file() {
+    let fake = atlasai_fakes::vertex::start("acme-prod", "us-central1", "gemini-2.0-flash").await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("sa.json");
+    std::fs::write(&key, atlasai_fakes::vertex::service_account_json(&fake)).unwrap();
+    let tp = Tp::start(
+        &[
+            ("BYOC_PROVIDER", "vertex"),
+            ("BYOC_GCP_PROJECT", "acme-prod"),
+            ("BYOC_REGION", "us-central1"),
+            ("BYOC_API_KEY_FILE", key.to_str().unwrap()),
+            ("BYOC_MODEL", "gemini-2.0-flash"),
+            ("BYOC_ENDPOINT_URL", &fake.base_url),
+        ],
+        &[],
+    );
+    let (status, body) = ai_test(&tp.url).await;
+    assert_eq!(status, 200, "{body}\n{}", tp.logs());
+    assert_ok_shape(&body, "vertex", "gemini-2.0-flash");
+    let paths: Vec<String> = fake.requests().iter().map(|r| r.path.clone()).collect();
+    assert!(paths.contains(&"/token".to_owned()), "{paths:?}");
+    assert!(
+        paths.contains(&"/v1/projects/acme-prod/locations/us-central1/publishers/google/models/gemini-2.0-flash:generateContent".to_owned()),
+        "{paths:?}"
+    );
+    assert!(!tp.logs().contains("PRIVATE KEY"));
+}
