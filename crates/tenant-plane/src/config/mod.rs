@@ -14,7 +14,8 @@ use atlasai_core::{EmbeddingSettings, ProviderSettings};
 use atlasai_providers::HttpOptions;
 use secrecy::SecretString;
 
-pub use self::sources::{Env, Source, Sourced, ValuesDoc};
+pub use self::resolve::KNOWN_VARS;
+pub use self::sources::{Env, Source, Sourced, VALUES_KEYS, ValuesDoc};
 
 /// Exit status for an invalid configuration (BSD `EX_USAGE`).
 pub const EXIT_CONFIG: i32 = 64;

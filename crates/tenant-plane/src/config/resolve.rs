@@ -18,8 +18,8 @@ use url::Url;
 use super::sources::{Env, Layers, Source, Sourced, VALUES_KEYS, ValuesDoc, closest};
 use super::{ConfigErrors, ReportRow, TenantPlaneConfig};
 
-/// Every environment variable the tenant plane reads, for typo detection.
-const KNOWN_VARS: &[&str] = &[
+/// Every environment variable the tenant plane reads, for typo detection and the docs check.
+pub const KNOWN_VARS: &[&str] = &[
     "BYOC_PROVIDER",
     "BYOC_API_KEY",
     "BYOC_API_KEY_FILE",

@@ -12,5 +12,6 @@ mod support;
 mod api;
 mod config_errors;
 mod doc_examples;
+mod docs;
 mod reload;
 mod secrets;
