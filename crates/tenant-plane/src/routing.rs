@@ -128,3 +128,64 @@ impl Routes {
         self.cache.lock().await.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ConfigInputs, Env, load};
+
+    fn published(generation: u64, model: &str) -> Published {
+        let inputs = ConfigInputs {
+            env: Env::from_pairs([
+                ("BYOC_PROVIDER", "openai"),
+                ("BYOC_ENDPOINT_URL", "http://127.0.0.1:9/v1"),
+                ("BYOC_MODEL", model),
+            ]),
+            values_flag: None,
+        };
+        Published {
+            generation,
+            config: load(&inputs).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn clients_are_reused_until_the_ttl_or_a_new_generation() {
+        let routes = Routes::new(Duration::from_millis(200));
+        let tenant = TenantId::parse("acme").unwrap();
+        let other = TenantId::parse("globex").unwrap();
+        let p1 = published(1, "m1");
+        let a = routes.chat(&tenant, &p1).await.unwrap();
+        let b = routes.chat(&tenant, &p1).await.unwrap();
+        assert!(
+            Arc::ptr_eq(&a, &b),
+            "same generation within the TTL reuses the client"
+        );
+        let c = routes.chat(&other, &p1).await.unwrap();
+        assert!(!Arc::ptr_eq(&a, &c), "routes are per tenant");
+
+        let p2 = published(2, "m2");
+        let d = routes.chat(&tenant, &p2).await.unwrap();
+        assert!(!Arc::ptr_eq(&a, &d), "a new configuration rebuilds at once");
+        assert_eq!(d.info().model, "m2");
+
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let e = routes.chat(&tenant, &p2).await.unwrap();
+        assert!(!Arc::ptr_eq(&d, &e), "an expired route is rebuilt");
+    }
+
+    #[tokio::test]
+    async fn no_provider_is_not_configured_and_fallback_embeddings_are_none() {
+        let routes = Routes::new(Duration::from_secs(300));
+        let tenant = TenantId::parse("acme").unwrap();
+        let p = Published {
+            generation: 1,
+            config: load(&ConfigInputs::default()).unwrap(),
+        };
+        assert!(matches!(
+            routes.chat(&tenant, &p).await,
+            Err(RouteError::NotConfigured)
+        ));
+        assert!(routes.embeddings(&tenant, &p).await.unwrap().is_none());
+    }
+}

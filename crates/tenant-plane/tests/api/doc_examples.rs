@@ -494,3 +494,36 @@ async fn vertex_with_a_service_account_key_file() {
     );
     assert!(!tp.logs().contains("PRIVATE KEY"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_connection_command_prints_the_endpoint_answer_and_exits_by_outcome() {
+    let fake = openai::start(None, "llama3.2").await;
+    let endpoint = format!("{}/v1", fake.base_url);
+    let vars: Vec<(String, String)> = [
+        ("BYOC_PROVIDER", "ollama"),
+        ("BYOC_ENDPOINT_URL", endpoint.as_str()),
+        ("BYOC_MODEL", "llama3.2"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let (code, stdout, stderr) =
+        crate::support::run_cmd_async(vars, vec!["test-connection".into()]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let body: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_ok_shape(&body, "ollama", "llama3.2");
+
+    let (code, stdout, _) =
+        crate::support::run_cmd_async(Vec::new(), vec!["test-connection".into()]).await;
+    assert_eq!(code, 78);
+    let body: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(body["error"], "AI provider not configured");
+
+    let (code, stdout, _) = crate::support::run_cmd_async(
+        Vec::new(),
+        vec!["test-connection".into(), "--embeddings".into()],
+    )
+    .await;
+    assert_eq!(code, 0, "keyword fallback needs no model");
+    assert!(stdout.contains("\"provider\":\"fallback\""), "{stdout}");
+}
