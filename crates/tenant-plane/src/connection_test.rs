@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use atlasai_core::{ChatRequest, EmbeddingRequest, Message, TenantId};
 use serde::{Deserialize, Serialize};
 
+use crate::calls::{CallOutcome, Feature, ModelCall};
 use crate::routing::RouteError;
 use crate::state::AppState;
 
@@ -119,9 +120,15 @@ pub async fn run(state: &AppState, tenant: &TenantId, target: Target) -> Outcome
                 max_tokens: Some(16),
                 ..ChatRequest::default()
             };
-            tokio::time::timeout(TEST_DEADLINE, client.chat(&request))
-                .await
-                .map(|r| r.map(|_| ()))
+            let result = tokio::time::timeout(TEST_DEADLINE, client.chat(&request)).await;
+            record(
+                state,
+                tenant,
+                client.info(),
+                started,
+                &result.as_ref().map(|r| r.as_ref().map(|a| a.usage)),
+            );
+            result.map(|r| r.map(|_| ()))
         }
         Target::Embeddings => {
             let client = match state.routes.embeddings(tenant, &published).await {
@@ -142,9 +149,18 @@ pub async fn run(state: &AppState, tenant: &TenantId, target: Target) -> Outcome
                 inputs: vec!["AtlasAI connection test".to_owned()],
                 dimensions: None,
             };
-            tokio::time::timeout(TEST_DEADLINE, client.embed(&request))
-                .await
-                .map(|r| r.map(|_| ()))
+            let result = tokio::time::timeout(TEST_DEADLINE, client.embed(&request)).await;
+            let usage = |e: &atlasai_core::EmbeddingResponse| {
+                e.prompt_tokens.map(|p| atlasai_core::Usage::new(p, 0))
+            };
+            record(
+                state,
+                tenant,
+                client.info(),
+                started,
+                &result.as_ref().map(|r| r.as_ref().map(usage)),
+            );
+            result.map(|r| r.map(|_| ()))
         }
     };
     let latency_ms = started.elapsed().as_millis() as u64;
@@ -165,6 +181,34 @@ pub async fn run(state: &AppState, tenant: &TenantId, target: Target) -> Outcome
         }
         Err(_) => failed(format!("no answer within {}s", TEST_DEADLINE.as_secs())),
     }
+}
+
+fn record(
+    state: &AppState,
+    tenant: &TenantId,
+    provider: &atlasai_providers::ProviderInfo,
+    started: Instant,
+    result: &Result<
+        Result<Option<atlasai_core::Usage>, &atlasai_providers::ProviderError>,
+        &tokio::time::error::Elapsed,
+    >,
+) {
+    let (usage, outcome) = match result {
+        Ok(Ok(usage)) => (*usage, CallOutcome::Ok),
+        Ok(Err(e)) => (None, CallOutcome::Error(e.kind)),
+        Err(_) => (
+            None,
+            CallOutcome::Error(atlasai_core::ProviderErrorKind::Unavailable),
+        ),
+    };
+    state.calls.record(&ModelCall {
+        tenant,
+        feature: Feature::ConnectionTest,
+        provider,
+        usage,
+        latency: started.elapsed(),
+        outcome,
+    });
 }
 
 fn not_configured() -> Outcome {

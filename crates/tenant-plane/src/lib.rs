@@ -6,6 +6,7 @@
 //! [`http::app`] so tests can drive it in-process or spawn it on port 0.
 
 pub mod admin_token;
+pub mod calls;
 pub mod cli;
 pub mod config;
 pub mod connection_test;

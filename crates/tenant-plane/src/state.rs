@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 use secrecy::SecretString;
 use serde::Serialize;
 
+use crate::calls::CallRecorder;
 use crate::config::{ConfigInputs, TenantPlaneConfig};
 use crate::routing::Routes;
 
@@ -46,6 +47,8 @@ pub struct AppState {
     pub generated_admin_token: Option<SecretString>,
     /// Built provider clients per tenant.
     pub routes: Routes,
+    /// Where every model call is recorded.
+    pub calls: CallRecorder,
     last_reload: Mutex<ReloadStatus>,
     /// Whether a control plane is connected (always false until the control-plane protocol
     /// lands; the tenant plane works without one).
@@ -71,6 +74,7 @@ impl AppState {
             inputs,
             generated_admin_token,
             routes,
+            calls: CallRecorder::new(),
             last_reload: Mutex::new(ReloadStatus {
                 ok: true,
                 at_unix: unix_now(),
