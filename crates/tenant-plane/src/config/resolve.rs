@@ -315,7 +315,7 @@ fn provider(
                 ("BYOC_MODEL", Some("byoc.model")),
                 ("BYOC_ENDPOINT_URL", Some("byoc.endpointUrl")),
                 ("BYOC_REGION", Some("byoc.region")),
-                ("BYOC_AWS_ACCESS_KEY_ID", None),
+                ("BYOC_AWS_ACCESS_KEY_ID", Some("byoc.awsAccessKeyId")),
                 ("TP_BEDROCK_MODEL_ID", Some("byoc.bedrockModelId")),
                 ("BYOC_GCP_PROJECT", Some("byoc.gcpProject")),
             ]
@@ -603,9 +603,12 @@ fn aws_region(l: &Layers<'_>, byoc_region: Option<Sourced<String>>) -> Option<So
 }
 
 fn aws_keys(l: &mut Layers<'_>, report: &mut Vec<ReportRow>) -> Option<AwsAuth> {
-    let id = l.secret("BYOC_AWS_ACCESS_KEY_ID", None);
-    let secret = l.secret("BYOC_AWS_SECRET_ACCESS_KEY", None);
-    let token = l.secret("BYOC_AWS_SESSION_TOKEN", None);
+    let id = l.secret("BYOC_AWS_ACCESS_KEY_ID", Some("byoc.awsAccessKeyId"));
+    let secret = l.secret(
+        "BYOC_AWS_SECRET_ACCESS_KEY",
+        Some("byoc.awsSecretAccessKey"),
+    );
+    let token = l.secret("BYOC_AWS_SESSION_TOKEN", Some("byoc.awsSessionToken"));
     match (id, secret) {
         (Some(id), Some(secret)) => {
             report.push(row(
@@ -810,7 +813,7 @@ fn embeddings(
                 endpoint.map(|e| e.source).unwrap_or(Source::Default),
             ));
             let key = l
-                .secret("EMBEDDING_API_KEY", None)
+                .secret("EMBEDDING_API_KEY", Some("embeddings.apiKey"))
                 .or_else(|| l.secret("OPENAI_API_KEY", None));
             if let Some(k) = &key {
                 report.push(secret_row("embeddings api key", k));

@@ -58,11 +58,11 @@ pub enum Source {
     },
     /// An environment variable.
     Env(&'static str),
-    /// A file named by a `*_FILE` environment variable.
-    EnvFile {
-        /// The variable, e.g. `BYOC_API_KEY_FILE`.
-        var: String,
-        /// The file it names.
+    /// A secret file named by a `*_FILE` environment variable or a `*File` values key.
+    SecretFile {
+        /// The variable or key that names it, e.g. `BYOC_API_KEY_FILE` or `byoc.apiKeyFile`.
+        setting: String,
+        /// The file.
         path: PathBuf,
     },
     /// Derived from another setting.
@@ -73,7 +73,7 @@ impl Source {
     /// Whether the value lives in a file that may change while we run.
     pub fn file(&self) -> Option<&Path> {
         match self {
-            Source::Values { path, .. } | Source::EnvFile { path, .. } => Some(path),
+            Source::Values { path, .. } | Source::SecretFile { path, .. } => Some(path),
             _ => None,
         }
     }
@@ -84,7 +84,7 @@ impl Source {
             Source::Default => "default",
             Source::Values { .. } => "values file",
             Source::Env(_) => "environment",
-            Source::EnvFile { .. } => "secret file",
+            Source::SecretFile { .. } => "secret file",
             Source::Implied(_) => "implied",
         }
     }
@@ -95,7 +95,7 @@ impl Source {
             Source::Default => "default".to_owned(),
             Source::Values { key, .. } => (*key).to_owned(),
             Source::Env(var) => (*var).to_owned(),
-            Source::EnvFile { var, .. } => var.clone(),
+            Source::SecretFile { setting, .. } => setting.clone(),
             Source::Implied(why) => why.clone(),
         }
     }
@@ -107,7 +107,9 @@ impl fmt::Display for Source {
             Source::Default => f.write_str("default"),
             Source::Values { key, path } => write!(f, "values file {} ({key})", path.display()),
             Source::Env(var) => write!(f, "env {var}"),
-            Source::EnvFile { var, path } => write!(f, "file {} ({var})", path.display()),
+            Source::SecretFile { setting, path } => {
+                write!(f, "file {} ({setting})", path.display())
+            }
             Source::Implied(why) => write!(f, "implied by {why}"),
         }
     }
@@ -127,6 +129,16 @@ pub struct Sourced<T> {
 pub const VALUES_KEYS: &[(&str, &str)] = &[
     ("byoc.provider", "BYOC_PROVIDER"),
     ("byoc.apiKey", "BYOC_API_KEY"),
+    ("byoc.apiKeyFile", "BYOC_API_KEY_FILE"),
+    ("byoc.awsAccessKeyId", "BYOC_AWS_ACCESS_KEY_ID"),
+    ("byoc.awsAccessKeyIdFile", "BYOC_AWS_ACCESS_KEY_ID_FILE"),
+    ("byoc.awsSecretAccessKey", "BYOC_AWS_SECRET_ACCESS_KEY"),
+    (
+        "byoc.awsSecretAccessKeyFile",
+        "BYOC_AWS_SECRET_ACCESS_KEY_FILE",
+    ),
+    ("byoc.awsSessionToken", "BYOC_AWS_SESSION_TOKEN"),
+    ("byoc.awsSessionTokenFile", "BYOC_AWS_SESSION_TOKEN_FILE"),
     ("byoc.model", "BYOC_MODEL"),
     ("byoc.endpointUrl", "BYOC_ENDPOINT_URL"),
     ("byoc.region", "BYOC_REGION"),
@@ -138,6 +150,8 @@ pub const VALUES_KEYS: &[(&str, &str)] = &[
     ("embeddings.provider", "EMBEDDING_PROVIDER"),
     ("embeddings.model", "EMBEDDING_MODEL"),
     ("embeddings.endpointUrl", "EMBEDDING_ENDPOINT_URL"),
+    ("embeddings.apiKey", "EMBEDDING_API_KEY"),
+    ("embeddings.apiKeyFile", "EMBEDDING_API_KEY_FILE"),
 ];
 
 /// Keys of the chart's `byoc:` and `embeddings:` blocks that only the chart uses (they shape
@@ -342,8 +356,11 @@ impl<'a> Layers<'a> {
         key.and_then(|k| self.values.and_then(|v| v.get(k)))
     }
 
-    /// A secret: `VAR`, else the file named by `VAR_FILE`, else the values key. Setting both
-    /// `VAR` and `VAR_FILE` is an error because it is ambiguous which one is meant.
+    /// A secret, from the first of: `VAR`, the file named by `VAR_FILE`, the values key, the
+    /// file named by the values key `<key>File`. A relative `<key>File` path is resolved
+    /// against the values file's directory, so a chart can point at a Secret mounted beside
+    /// its ConfigMap. Setting both forms in one source is an error because it is ambiguous
+    /// which is meant.
     pub fn secret(
         &mut self,
         var: &'static str,
@@ -357,42 +374,74 @@ impl<'a> Layers<'a> {
                 self.errors.push(format!(
                     "{var} and {file_var} are both set; set only one of them"
                 ));
+                return None;
+            }
+            (Some(v), None) => {
+                return Some(Sourced {
+                    value: SecretString::from(v.trim().to_owned()),
+                    source: Source::Env(var),
+                });
+            }
+            (None, Some(path)) => return self.read_secret_file(file_var, path),
+            (None, None) => {}
+        }
+        let values = self.values?;
+        let key = key?;
+        let file_key = VALUES_KEYS
+            .iter()
+            .find(|(_, v)| *v == file_var)
+            .map(|(k, _)| *k);
+        let inline = values.get(key);
+        let by_file = file_key.and_then(|k| values.get(k));
+        match (inline, by_file) {
+            (Some(_), Some(f)) => {
+                self.errors.push(format!(
+                    "values file {}: {key} and {} are both set; set only one of them",
+                    values.path.display(),
+                    f.source.setting_name()
+                ));
                 None
             }
-            (Some(v), None) => Some(Sourced {
-                value: SecretString::from(v.trim().to_owned()),
-                source: Source::Env(var),
+            (Some(s), None) => Some(Sourced {
+                value: SecretString::from(s.value),
+                source: s.source,
             }),
-            (None, Some(path)) => {
-                self.files.push(path.clone());
-                match std::fs::read_to_string(&path) {
-                    // Secrets mounted from Kubernetes or written with `echo` usually end in a
-                    // newline that is not part of the secret.
-                    Ok(text) if !text.trim().is_empty() => Some(Sourced {
-                        value: SecretString::from(text.trim().to_owned()),
-                        source: Source::EnvFile {
-                            var: file_var,
-                            path,
-                        },
-                    }),
-                    Ok(_) => {
-                        self.errors
-                            .push(format!("{file_var}: the file {} is empty", path.display()));
-                        None
-                    }
-                    Err(e) => {
-                        self.errors
-                            .push(format!("{file_var}: cannot read {}: {e}", path.display()));
-                        None
-                    }
-                }
+            (None, Some(f)) => {
+                let path = PathBuf::from(&f.value);
+                let path = if path.is_relative() {
+                    values.path.parent().unwrap_or(Path::new(".")).join(path)
+                } else {
+                    path
+                };
+                self.read_secret_file(f.source.setting_name(), path)
             }
-            (None, None) => key
-                .and_then(|k| self.values.and_then(|v| v.get(k)))
-                .map(|s| Sourced {
-                    value: SecretString::from(s.value),
-                    source: s.source,
-                }),
+            (None, None) => None,
+        }
+    }
+
+    fn read_secret_file(
+        &mut self,
+        setting: String,
+        path: PathBuf,
+    ) -> Option<Sourced<SecretString>> {
+        self.files.push(path.clone());
+        match std::fs::read_to_string(&path) {
+            // Secrets mounted from Kubernetes or written with `echo` usually end in a newline
+            // that is not part of the secret.
+            Ok(text) if !text.trim().is_empty() => Some(Sourced {
+                value: SecretString::from(text.trim().to_owned()),
+                source: Source::SecretFile { setting, path },
+            }),
+            Ok(_) => {
+                self.errors
+                    .push(format!("{setting}: the file {} is empty", path.display()));
+                None
+            }
+            Err(e) => {
+                self.errors
+                    .push(format!("{setting}: cannot read {}: {e}", path.display()));
+                None
+            }
         }
     }
 
@@ -487,6 +536,41 @@ mod tests {
         use secrecy::ExposeSecret;
         assert_eq!(s.value.expose_secret(), "sk-from-file");
         assert_eq!(layers.files, vec![path]);
+    }
+
+    #[test]
+    fn values_file_secret_references_resolve_against_the_values_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("config")).unwrap();
+        std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
+        std::fs::write(dir.path().join("secrets/apiKey"), "sk-mounted\n").unwrap();
+        let values_path = dir.path().join("config/values.yaml");
+        let doc =
+            ValuesDoc::parse(&values_path, "byoc:\n  apiKeyFile: ../secrets/apiKey\n").unwrap();
+        let env = Env::default();
+        let mut layers = Layers::new(&env, Some(&doc));
+        let s = layers.secret("BYOC_API_KEY", Some("byoc.apiKey")).unwrap();
+        use secrecy::ExposeSecret;
+        assert_eq!(s.value.expose_secret(), "sk-mounted");
+        assert_eq!(s.source.setting_name(), "byoc.apiKeyFile");
+        assert!(
+            layers
+                .files
+                .contains(&dir.path().join("config/../secrets/apiKey"))
+        );
+
+        let doc = ValuesDoc::parse(
+            &values_path,
+            "byoc:\n  apiKey: inline\n  apiKeyFile: ../secrets/apiKey\n",
+        )
+        .unwrap();
+        let mut layers = Layers::new(&env, Some(&doc));
+        assert!(layers.secret("BYOC_API_KEY", Some("byoc.apiKey")).is_none());
+        assert!(
+            layers.errors[0].contains("byoc.apiKey and byoc.apiKeyFile are both set"),
+            "{:?}",
+            layers.errors
+        );
     }
 
     #[test]
