@@ -82,6 +82,8 @@ fn ci() -> Result<()> {
     ]);
     run("cargo clippy -D warnings", clippy)?;
 
+    ensure_python_venv()?;
+
     // The end-to-end tests start the real binaries of both planes.
     let mut build = cargo();
     build.args(["build", "--workspace", "--bins"]);
@@ -108,6 +110,41 @@ fn ci() -> Result<()> {
         run("cargo test", tests)?;
     }
     eprintln!("\nci: all checks passed");
+    Ok(())
+}
+
+/// Python requirements of the test suite, one file per tool, installed into `.venv`.
+const PYTHON_REQUIREMENTS: &[&str] = &["deploy/helm/tests/requirements.txt"];
+
+/// Creates `.venv` and installs the test suite's Python requirements (Helm's engine), unless
+/// the installed set already matches the requirement files.
+fn ensure_python_venv() -> Result<()> {
+    eprintln!("\n==> python test environment (.venv)");
+    let venv = root().join(".venv");
+    let mut wanted = String::new();
+    for file in PYTHON_REQUIREMENTS {
+        wanted.push_str(
+            &std::fs::read_to_string(root().join(file))
+                .with_context(|| format!("reading {file}"))?,
+        );
+    }
+    let stamp = venv.join(".atlasai-requirements");
+    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+        eprintln!("==> python test environment: up to date");
+        return Ok(());
+    }
+    if !venv.join("bin/python").exists() {
+        let mut create = Command::new("python3");
+        create.args(["-m", "venv"]).arg(&venv);
+        run("python3 -m venv .venv", create)?;
+    }
+    let mut pip = Command::new(venv.join("bin/pip"));
+    pip.args(["install", "--quiet", "--disable-pip-version-check"]);
+    for file in PYTHON_REQUIREMENTS {
+        pip.arg("-r").arg(root().join(file));
+    }
+    run("pip install test requirements", pip)?;
+    std::fs::write(&stamp, wanted)?;
     Ok(())
 }
 

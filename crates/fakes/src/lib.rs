@@ -8,6 +8,7 @@
 
 pub mod anthropic;
 pub mod bedrock;
+pub mod kubelet;
 pub mod openai;
 mod script;
 mod server;

@@ -74,27 +74,10 @@ async fn values_file_change_applies_without_restart_and_bad_change_is_rejected()
     );
 }
 
-/// Lays out a volume the way kubelet does: `<dir>/..<timestamp>/<files>`, `..data` pointing at
-/// the current timestamp directory, and each file a symlink through `..data`.
 #[cfg(unix)]
 fn kubelet_publish(volume: &Path, generation: u32, files: &[(&str, &str)]) {
-    use std::os::unix::fs::symlink;
-    let stamp = format!("..2026_11_22_00_00_0{generation}.000000001");
-    let target = volume.join(&stamp);
-    std::fs::create_dir_all(&target).unwrap();
-    for (name, text) in files {
-        std::fs::write(target.join(name), text).unwrap();
-    }
-    let tmp_link = volume.join("..data_tmp");
-    let _ = std::fs::remove_file(&tmp_link);
-    symlink(&stamp, &tmp_link).unwrap();
-    std::fs::rename(&tmp_link, volume.join("..data")).unwrap();
-    for (name, _) in files {
-        let link = volume.join(name);
-        if std::fs::symlink_metadata(&link).is_err() {
-            symlink(format!("..data/{name}"), &link).unwrap();
-        }
-    }
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(n, c)| (*n, c.as_bytes())).collect();
+    atlasai_fakes::kubelet::publish(volume, generation, &files).unwrap();
 }
 
 #[cfg(unix)]
