@@ -2,10 +2,11 @@
 //! settings or Helm values, serves the AI features on the customer's own model, and keeps
 //! incident data inside the network. It runs alone, air-gapped, with no control plane.
 //!
-//! `main.rs` only parses the command line and calls [`cli::run`]; the server is built by
+//! `main.rs` only parses the command line and calls [`cli::main`]; the server is built by
 //! [`http::app`] so tests can drive it in-process or spawn it on port 0.
 
 pub mod admin_token;
+pub mod ai;
 pub mod calls;
 pub mod cli;
 pub mod config;

@@ -34,6 +34,9 @@ pub struct TenantPlaneConfig {
     pub routing_cache_ttl: Duration,
     /// Timeouts and retries for provider calls.
     pub http: HttpOptions,
+    /// The model's context window (`TP_CONTEXT_TOKENS`); `None` uses the model's known
+    /// window or a safe default.
+    pub context_tokens: Option<u32>,
     /// The chat provider, or `None` when AI is not configured.
     pub provider: Option<ProviderSettings>,
     /// The embedding backend.

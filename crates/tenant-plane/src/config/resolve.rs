@@ -46,6 +46,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "TP_PROVIDER_TIMEOUT",
     "TP_PROVIDER_MAX_RETRIES",
     "TP_LOG_FORMAT",
+    "TP_CONTEXT_TOKENS",
     "EMBEDDING_PROVIDER",
     "EMBEDDING_MODEL",
     "EMBEDDING_ENDPOINT_URL",
@@ -105,6 +106,7 @@ pub(super) fn resolve(
     }
 
     let provider = provider(&mut l, &mut report, &mut warnings);
+    let context_tokens = context_tokens(&mut l, &mut report);
     let embeddings = embeddings(&mut l, &mut report, provider.as_ref());
 
     if !l.errors.is_empty() {
@@ -126,6 +128,7 @@ pub(super) fn resolve(
             },
             ..HttpOptions::default()
         },
+        context_tokens,
         provider,
         embeddings,
         values_file: values_path,
@@ -274,6 +277,24 @@ fn max_retries(l: &mut Layers<'_>, report: &mut Vec<ReportRow>) -> u32 {
                 s.value
             ));
             DEFAULT_MAX_RETRIES
+        }
+    }
+}
+
+fn context_tokens(l: &mut Layers<'_>, report: &mut Vec<ReportRow>) -> Option<u32> {
+    let s = l.get("TP_CONTEXT_TOKENS", Some("byoc.contextTokens"))?;
+    match s.value.parse::<u32>() {
+        Ok(n) if (1_024..=2_000_000).contains(&n) => {
+            report.push(row("context tokens", n.to_string(), s.source));
+            Some(n)
+        }
+        _ => {
+            l.error(format!(
+                "{}: {:?} is not a context size; use the model's context window in tokens, from 1024 to 2000000 (for example 8192 or 128000)",
+                s.source.setting_name(),
+                s.value
+            ));
+            None
         }
     }
 }

@@ -1,0 +1,281 @@
+//! Shared machinery of the AI features: a session bound to one tenant's provider route that
+//! records every call, token budgeting, structured (schema-checked) output, and the
+//! tool-calling loop. Features (root cause analysis, runbooks, copilot chat, natural-language
+//! search) are built from these pieces.
+//!
+//! Every AI failure surfaces as [`AiError`], whose HTTP form is the connection test's
+//! documented error shape.
+
+pub mod budget;
+pub mod structured;
+pub mod tools;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use atlasai_core::{ChatRequest, ChatResponse, ProviderErrorKind, TenantId};
+use atlasai_providers::{ChatStream, Provider, ProviderError};
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::calls::{CallOutcome, Feature, ModelCall};
+use crate::connection_test::{HOW_TO_CONFIGURE, NOT_CONFIGURED, TestFailed, UNAVAILABLE};
+use crate::routing::RouteError;
+use crate::state::{AppState, Published};
+
+use self::budget::{Budget, default_context_tokens};
+
+/// Tokens kept free for answers by default.
+const DEFAULT_OUTPUT_TOKENS: u32 = 2_048;
+
+/// Why an AI feature could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum AiError {
+    /// No provider is configured.
+    #[error("AI provider not configured")]
+    NotConfigured,
+    /// The provider failed (after retries), or could not be set up.
+    #[error("AI provider temporarily unavailable: {detail}")]
+    Unavailable {
+        /// The provider kind.
+        provider: String,
+        /// The model.
+        model: String,
+        /// The provider's reason, secrets removed.
+        detail: String,
+    },
+    /// The model cannot call tools, which the feature needs.
+    #[error("model does not support tool use: {detail}")]
+    ToolsNotSupported {
+        /// The provider kind.
+        provider: String,
+        /// The model.
+        model: String,
+        /// The provider's reason.
+        detail: String,
+    },
+    /// The model's answer did not match the required shape, even after a repair attempt.
+    #[error("AI provider returned invalid output: {detail}")]
+    InvalidOutput {
+        /// The provider kind.
+        provider: String,
+        /// The model.
+        model: String,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+impl AiError {
+    fn parts(&self) -> (StatusCode, Option<&str>, Option<&str>, &str, String) {
+        match self {
+            AiError::NotConfigured => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                None,
+                NOT_CONFIGURED,
+                HOW_TO_CONFIGURE.to_owned(),
+            ),
+            AiError::Unavailable {
+                provider,
+                model,
+                detail,
+            } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(provider),
+                Some(model),
+                UNAVAILABLE,
+                detail.clone(),
+            ),
+            AiError::ToolsNotSupported {
+                provider,
+                model,
+                detail,
+            } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(provider),
+                Some(model),
+                "model does not support tool use",
+                format!(
+                    "{detail}; this feature needs a model with function calling (for example gpt-4o-mini, Claude 3+, Llama 3.1 8B+ with tool calling enabled)"
+                ),
+            ),
+            AiError::InvalidOutput {
+                provider,
+                model,
+                detail,
+            } => (
+                StatusCode::BAD_GATEWAY,
+                Some(provider),
+                Some(model),
+                "AI provider returned invalid output",
+                detail.clone(),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for AiError {
+    fn into_response(self) -> Response {
+        let (status, provider, model, error, detail) = self.parts();
+        let body = TestFailed {
+            status: "error".to_owned(),
+            provider: provider.map(str::to_owned),
+            model: model.map(str::to_owned),
+            error: error.to_owned(),
+            detail,
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+/// One feature's access to a tenant's model: the route resolved once, every call recorded.
+#[derive(Debug, Clone)]
+pub struct AiSession {
+    state: Arc<AppState>,
+    tenant: TenantId,
+    feature: Feature,
+    client: Arc<dyn Provider>,
+    published: Arc<Published>,
+}
+
+impl AiSession {
+    /// Resolves the tenant's chat route.
+    pub async fn open(
+        state: Arc<AppState>,
+        tenant: TenantId,
+        feature: Feature,
+    ) -> Result<AiSession, AiError> {
+        let published = state.current();
+        let client = match state.routes.chat(&tenant, &published).await {
+            Ok(c) => c,
+            Err(RouteError::NotConfigured) => return Err(AiError::NotConfigured),
+            Err(RouteError::Build(e)) => {
+                let p = published.config.provider.as_ref();
+                return Err(AiError::Unavailable {
+                    provider: p.map(|p| p.kind.to_string()).unwrap_or_default(),
+                    model: p.map(|p| p.model.clone()).unwrap_or_default(),
+                    detail: e.to_string(),
+                });
+            }
+        };
+        Ok(AiSession {
+            state,
+            tenant,
+            feature,
+            client,
+            published,
+        })
+    }
+
+    /// The provider kind, as configured.
+    pub fn provider(&self) -> String {
+        self.client.info().kind.to_string()
+    }
+
+    /// The model.
+    pub fn model(&self) -> String {
+        self.client.info().model.clone()
+    }
+
+    /// The tenant.
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    /// The application state.
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// The context budget for this model: `TP_CONTEXT_TOKENS` when set, else the model's
+    /// known window.
+    pub fn budget(&self) -> Budget {
+        let info = self.client.info();
+        let context = self
+            .published
+            .config
+            .context_tokens
+            .unwrap_or_else(|| default_context_tokens(info.kind, &info.model));
+        Budget::new(context, DEFAULT_OUTPUT_TOKENS)
+    }
+
+    /// Maps a provider error to the feature's error.
+    pub fn error(&self, e: &ProviderError) -> AiError {
+        if e.kind == ProviderErrorKind::ToolsNotSupported {
+            AiError::ToolsNotSupported {
+                provider: self.provider(),
+                model: self.model(),
+                detail: e.to_string(),
+            }
+        } else {
+            AiError::Unavailable {
+                provider: self.provider(),
+                model: self.model(),
+                detail: e.to_string(),
+            }
+        }
+    }
+
+    /// An invalid-output error for this model.
+    pub fn invalid_output(&self, detail: impl Into<String>) -> AiError {
+        AiError::InvalidOutput {
+            provider: self.provider(),
+            model: self.model(),
+            detail: detail.into(),
+        }
+    }
+
+    /// A complete answer, recorded.
+    pub async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, AiError> {
+        self.chat_raw(request).await.map_err(|e| self.error(&e))
+    }
+
+    /// A complete answer, recorded, with the provider's own error for callers that decide on
+    /// its kind.
+    pub async fn chat_raw(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+        let started = Instant::now();
+        let result = self.client.chat(request).await;
+        let (usage, outcome) = match &result {
+            Ok(r) => (r.usage, CallOutcome::Ok),
+            Err(e) => (None, CallOutcome::Error(e.kind)),
+        };
+        self.record(usage, started, outcome);
+        result
+    }
+
+    /// A streamed answer. The call is recorded when the caller reports how it ended
+    /// ([`AiSession::record_stream`]), because only the caller sees the end of the stream.
+    pub async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, AiError> {
+        let started = Instant::now();
+        match self.client.chat_stream(request).await {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                self.record(None, started, CallOutcome::Error(e.kind));
+                Err(self.error(&e))
+            }
+        }
+    }
+
+    /// Records a streamed call's end.
+    pub fn record_stream(
+        &self,
+        usage: Option<atlasai_core::Usage>,
+        started: Instant,
+        outcome: CallOutcome,
+    ) {
+        self.record(usage, started, outcome);
+    }
+
+    fn record(&self, usage: Option<atlasai_core::Usage>, started: Instant, outcome: CallOutcome) {
+        self.state.calls.record(&ModelCall {
+            tenant: &self.tenant,
+            feature: self.feature,
+            provider: self.client.info(),
+            usage,
+            latency: started.elapsed(),
+            outcome,
+        });
+    }
+}
