@@ -6,6 +6,7 @@
 
 pub mod chat;
 pub mod error;
+pub mod net;
 pub mod provider;
 pub mod secret;
 pub mod settings;

@@ -41,7 +41,15 @@ pub fn fingerprint(files: &[PathBuf]) -> u64 {
 
 /// Re-reads the configuration. Returns whether a new configuration was published.
 pub async fn reload(state: &AppState, trigger: &str) -> bool {
-    match config::load(&state.inputs) {
+    // Loading may resolve host names (the air-gapped check), so it runs off the async workers.
+    let inputs = state.inputs.clone();
+    let loaded = match tokio::task::spawn_blocking(move || config::load(&inputs)).await {
+        Ok(loaded) => loaded,
+        Err(e) => Err(config::ConfigErrors(vec![format!(
+            "configuration loader failed: {e}"
+        )])),
+    };
+    match loaded {
         Ok(new) => {
             let summary = match &new.provider {
                 Some(p) => format!("provider {} model {}", p.kind, p.model),

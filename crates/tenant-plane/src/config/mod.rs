@@ -37,6 +37,9 @@ pub struct TenantPlaneConfig {
     /// The model's context window (`TP_CONTEXT_TOKENS`); `None` uses the model's known
     /// window or a safe default.
     pub context_tokens: Option<u32>,
+    /// `TP_AIR_GAPPED=1`: every endpoint was checked to be private, and nothing falls back to
+    /// the cloud.
+    pub air_gapped: bool,
     /// The chat provider, or `None` when AI is not configured.
     pub provider: Option<ProviderSettings>,
     /// The embedding backend.

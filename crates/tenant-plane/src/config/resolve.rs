@@ -47,6 +47,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "TP_PROVIDER_MAX_RETRIES",
     "TP_LOG_FORMAT",
     "TP_CONTEXT_TOKENS",
+    "TP_AIR_GAPPED",
     "EMBEDDING_PROVIDER",
     "EMBEDDING_MODEL",
     "EMBEDDING_ENDPOINT_URL",
@@ -108,6 +109,7 @@ pub(super) fn resolve(
     let provider = provider(&mut l, &mut report, &mut warnings);
     let context_tokens = context_tokens(&mut l, &mut report);
     let embeddings = embeddings(&mut l, &mut report, provider.as_ref());
+    let air_gapped = air_gapped(&mut l, &mut report, provider.as_ref(), &embeddings);
 
     if !l.errors.is_empty() {
         return Err(ConfigErrors(l.errors));
@@ -129,6 +131,7 @@ pub(super) fn resolve(
             ..HttpOptions::default()
         },
         context_tokens,
+        air_gapped,
         provider,
         embeddings,
         values_file: values_path,
@@ -278,6 +281,150 @@ fn max_retries(l: &mut Layers<'_>, report: &mut Vec<ReportRow>) -> u32 {
             ));
             DEFAULT_MAX_RETRIES
         }
+    }
+}
+
+/// `TP_AIR_GAPPED=1`: every endpoint the tenant plane would call must be in private address
+/// space, and nothing may fall back to the cloud. Host names are resolved now (at start-up and
+/// on every reload), and every address they resolve to must be internal.
+fn air_gapped(
+    l: &mut Layers<'_>,
+    report: &mut Vec<ReportRow>,
+    provider: Option<&ProviderSettings>,
+    embeddings: &EmbeddingSettings,
+) -> bool {
+    let Some(flag) = l.flag("TP_AIR_GAPPED", None) else {
+        return false;
+    };
+    if !flag.value {
+        return false;
+    }
+    report.push(row(
+        "air gapped",
+        "yes: only private endpoints, no cloud fallback".to_owned(),
+        flag.source,
+    ));
+    // (what, URL, the setting that changes it, whether the URL is a provider's public default)
+    let mut endpoints: Vec<(String, Url, &'static str, bool)> = Vec::new();
+    let mut add =
+        |what: String, given: Option<&Url>, default: Option<String>, var: &'static str| match (
+            given, default,
+        ) {
+            (Some(u), _) => endpoints.push((what, u.clone(), var, false)),
+            (None, Some(d)) => {
+                if let Ok(u) = Url::parse(&d) {
+                    endpoints.push((what, u, var, true));
+                }
+            }
+            (None, None) => {}
+        };
+    if let Some(p) = provider {
+        let default = match p.kind {
+            ProviderKind::OpenAi => Some(OPENAI_BASE_URL.to_owned()),
+            ProviderKind::Anthropic => Some(atlasai_core::ANTHROPIC_BASE_URL.to_owned()),
+            ProviderKind::Bedrock => Some(format!(
+                "https://bedrock-runtime.{}.amazonaws.com",
+                p.region.as_deref().unwrap_or("us-east-1")
+            )),
+            ProviderKind::Vertex => Some(format!(
+                "https://{}-aiplatform.googleapis.com",
+                p.region.as_deref().unwrap_or("us-central1")
+            )),
+            _ => None,
+        };
+        add(
+            format!("provider {}", p.kind),
+            p.endpoint.as_ref(),
+            default,
+            "BYOC_ENDPOINT_URL",
+        );
+    }
+    match embeddings {
+        EmbeddingSettings::Fallback => {}
+        EmbeddingSettings::OpenAi { endpoint, .. } => {
+            let is_default = endpoint.as_str().trim_end_matches('/') == OPENAI_BASE_URL;
+            if is_default {
+                add(
+                    "embeddings".to_owned(),
+                    None,
+                    Some(OPENAI_BASE_URL.to_owned()),
+                    "EMBEDDING_ENDPOINT_URL",
+                );
+            } else {
+                add(
+                    "embeddings".to_owned(),
+                    Some(endpoint),
+                    None,
+                    "EMBEDDING_ENDPOINT_URL",
+                );
+            }
+        }
+        EmbeddingSettings::Bedrock {
+            endpoint, region, ..
+        } => add(
+            "embeddings".to_owned(),
+            endpoint.as_ref(),
+            Some(format!("https://bedrock-runtime.{region}.amazonaws.com")),
+            "EMBEDDING_ENDPOINT_URL",
+        ),
+    }
+    if let Some(cp) = l.get("TP_CP_URL", None)
+        && let Ok(url) = Url::parse(&cp.value)
+    {
+        add(
+            "the control plane".to_owned(),
+            Some(&url),
+            None,
+            "TP_CP_URL",
+        );
+    }
+    for (what, url, var, public_default) in endpoints {
+        let host = url.host_str().unwrap_or_default().to_owned();
+        let problem = if public_default {
+            Some("a public endpoint".to_owned())
+        } else {
+            check_internal(&url).err()
+        };
+        if let Some(why) = problem {
+            l.error(format!(
+                "TP_AIR_GAPPED=1: {what} would call {host}, {why}; point {var} at an endpoint inside your network (a private endpoint, VPC endpoint or self-hosted server)"
+            ));
+        }
+    }
+    if l.flag("AI_CREDITS_FAIL_OPEN", None)
+        .is_some_and(|f| f.value)
+    {
+        l.error("TP_AIR_GAPPED=1 and AI_CREDITS_FAIL_OPEN=1 contradict each other: falling back to the cloud model sends data outside your network; unset AI_CREDITS_FAIL_OPEN".to_owned());
+    }
+    true
+}
+
+/// Whether every address a URL's host resolves to is internal.
+fn check_internal(url: &Url) -> Result<(), String> {
+    use std::net::ToSocketAddrs;
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<std::net::IpAddr> = match url.host() {
+        Some(url::Host::Ipv4(ip)) => vec![ip.into()],
+        Some(url::Host::Ipv6(ip)) => vec![ip.into()],
+        Some(url::Host::Domain(name)) => match (name, port).to_socket_addrs() {
+            Ok(a) => a.map(|a| a.ip()).collect(),
+            Err(e) => {
+                return Err(format!(
+                    "whose address cannot be resolved ({e}), so it cannot be checked to be private"
+                ));
+            }
+        },
+        None => return Err("which has no host".to_owned()),
+    };
+    match addrs
+        .iter()
+        .find(|ip| !atlasai_core::net::scope(**ip).is_internal())
+    {
+        Some(ip) => Err(format!(
+            "which resolves to {ip}, outside private address space"
+        )),
+        None if addrs.is_empty() => Err("whose name resolves to no address".to_owned()),
+        None => Ok(()),
     }
 }
 

@@ -213,3 +213,94 @@ fn a_provider_settings_typo_in_the_environment_is_a_warning() {
         "{stdout}"
     );
 }
+
+#[test]
+fn air_gapped_mode_refuses_public_endpoints_and_cloud_fallback() {
+    let refused: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[
+                ("BYOC_PROVIDER", "openai"),
+                ("BYOC_API_KEY", "sk-proj-0123456789"),
+                ("BYOC_MODEL", "gpt-4o-mini"),
+            ],
+            "provider openai would call api.openai.com, a public endpoint",
+        ),
+        (
+            &[
+                ("BYOC_PROVIDER", "bedrock"),
+                ("BYOC_REGION", "us-east-1"),
+                ("BYOC_AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE"),
+                ("BYOC_AWS_SECRET_ACCESS_KEY", "x".repeat(40).leak()),
+                ("BYOC_MODEL", "m"),
+            ],
+            "provider bedrock would call bedrock-runtime.us-east-1.amazonaws.com, a public endpoint",
+        ),
+        (
+            &[
+                ("BYOC_PROVIDER", "openai"),
+                ("BYOC_API_KEY", "ollama"),
+                ("BYOC_ENDPOINT_URL", "http://8.8.8.8:11434/v1"),
+                ("BYOC_MODEL", "llama3.2"),
+            ],
+            "which resolves to 8.8.8.8, outside private address space",
+        ),
+        (
+            &[
+                ("BYOC_PROVIDER", "ollama"),
+                ("BYOC_ENDPOINT_URL", "http://ollama.invalid:11434/v1"),
+                ("BYOC_MODEL", "llama3.2"),
+            ],
+            "cannot be resolved",
+        ),
+        (
+            &[
+                ("EMBEDDING_PROVIDER", "openai"),
+                ("OPENAI_API_KEY", "sk-proj-0123456789"),
+            ],
+            "embeddings would call api.openai.com, a public endpoint",
+        ),
+        (
+            &[("AI_CREDITS_FAIL_OPEN", "1")],
+            "TP_AIR_GAPPED=1 and AI_CREDITS_FAIL_OPEN=1 contradict each other",
+        ),
+    ];
+    for (vars, expected) in refused {
+        let mut vars = vars.to_vec();
+        vars.push(("TP_AIR_GAPPED", "1"));
+        let (code, _, stderr) = run_cmd(&vars, &["check-config"]);
+        assert_eq!(code, 64, "{vars:?}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{vars:?}: expected {expected:?} in:\n{stderr}"
+        );
+    }
+    let accepted: &[&[(&str, &str)]] = &[
+        &[
+            ("BYOC_PROVIDER", "openai"),
+            ("BYOC_API_KEY", "ollama"),
+            ("BYOC_ENDPOINT_URL", "http://127.0.0.1:11434/v1"),
+            ("BYOC_MODEL", "llama3.2"),
+        ],
+        &[
+            ("BYOC_PROVIDER", "vllm"),
+            ("BYOC_ENDPOINT_URL", "http://10.20.30.40:8000/v1"),
+            ("BYOC_MODEL", "m"),
+            ("EMBEDDING_PROVIDER", "openai"),
+            ("EMBEDDING_ENDPOINT_URL", "http://[fd00::5]:8000/v1"),
+        ],
+        &[
+            ("BYOC_PROVIDER", "azure"),
+            ("BYOC_API_KEY", "k"),
+            ("BYOC_ENDPOINT_URL", "https://localhost"),
+            ("BYOC_MODEL", "d"),
+        ],
+        &[],
+    ];
+    for vars in accepted {
+        let mut vars = vars.to_vec();
+        vars.push(("TP_AIR_GAPPED", "1"));
+        let (code, stdout, stderr) = run_cmd(&vars, &["check-config"]);
+        assert_eq!(code, 0, "{vars:?}: {stderr}");
+        assert!(stdout.contains("air gapped"), "{stdout}");
+    }
+}
