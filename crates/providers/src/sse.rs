@@ -10,19 +10,90 @@ use reqwest::Response;
 use crate::error::ProviderError;
 use crate::http::{transport_error, with_idle_timeout};
 
+/// The longest SSE line we accept. A real event is a JSON chunk of a few KiB; a longer line
+/// means a broken or hostile server, and buffering it would grow memory without bound.
+pub(crate) const MAX_LINE_BYTES: usize = 1024 * 1024;
+/// The most a single stream may deliver; far beyond any real answer.
+pub(crate) const MAX_STREAM_BYTES: usize = 32 * 1024 * 1024;
+
 /// The SSE events of a response. Each item is one event or a transport error.
 pub(crate) fn events(
     resp: Response,
     idle: Duration,
 ) -> impl Stream<Item = Result<Event, ProviderError>> + Send + 'static {
-    let events = resp.bytes_stream().eventsource().map(|item| {
+    let bytes = bounded(resp.bytes_stream(), MAX_LINE_BYTES, MAX_STREAM_BYTES);
+    let events = bytes.eventsource().map(|item| {
         item.map_err(|e| match e {
-            eventsource_stream::EventStreamError::Transport(e) => transport_error(&e),
+            eventsource_stream::EventStreamError::Transport(BoundedError::Transport(e)) => {
+                transport_error(&e)
+            }
+            eventsource_stream::EventStreamError::Transport(e) => {
+                ProviderError::invalid_response(e.to_string()).with_code("response_too_large")
+            }
             other => ProviderError::invalid_response(format!("malformed event stream: {other}")),
         })
     });
     with_idle_timeout(events, idle)
 }
+
+/// Passes bytes through while no line grows past `max_line` and the total stays within
+/// `max_total`; past either limit the stream ends with an error, so a malformed or hostile
+/// server cannot make us buffer without bound.
+pub(crate) fn bounded<S>(
+    bytes: S,
+    max_line: usize,
+    max_total: usize,
+) -> impl Stream<Item = Result<bytes::Bytes, BoundedError>> + Send + 'static
+where
+    S: Stream<Item = Result<bytes::Bytes, reqwest::Error>> + Send + 'static,
+{
+    let mut since_newline = 0usize;
+    let mut total = 0usize;
+    let mut failed = false;
+    bytes.map(move |chunk| {
+        if failed {
+            return Err(BoundedError::Ended);
+        }
+        let chunk = chunk.map_err(BoundedError::Transport)?;
+        total += chunk.len();
+        since_newline = match chunk.iter().rposition(|b| *b == b'\n') {
+            Some(i) => chunk.len() - i - 1,
+            None => since_newline + chunk.len(),
+        };
+        if since_newline > max_line || total > max_total {
+            failed = true;
+            return Err(BoundedError::TooLarge(if total > max_total {
+                format!("the stream exceeds {} MiB", max_total / (1024 * 1024))
+            } else {
+                format!("a stream line exceeds {} MiB", max_line / (1024 * 1024))
+            }));
+        }
+        Ok(chunk)
+    })
+}
+
+/// Why a bounded byte stream failed.
+#[derive(Debug)]
+pub(crate) enum BoundedError {
+    /// The connection failed.
+    Transport(reqwest::Error),
+    /// A limit was passed.
+    TooLarge(String),
+    /// The stream already failed.
+    Ended,
+}
+
+impl std::fmt::Display for BoundedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BoundedError::Transport(e) => write!(f, "{e}"),
+            BoundedError::TooLarge(m) => f.write_str(m),
+            BoundedError::Ended => f.write_str("stream ended after an error"),
+        }
+    }
+}
+
+impl std::error::Error for BoundedError {}
 
 /// Turns a dialect's frames into neutral events. One parser per stream holds its state
 /// (open tool calls, whether the end marker arrived).

@@ -51,6 +51,8 @@ struct DecodeState<S> {
     /// Bytes received since the last complete message; the decoder may already have taken a
     /// message's prelude out of `buf`, so `buf` alone cannot tell whether a message is open.
     pending: usize,
+    /// Bytes received in all, against [`crate::sse::MAX_STREAM_BYTES`].
+    total: usize,
 }
 
 /// Decodes a byte stream into event-stream messages (CRCs checked by the decoder).
@@ -65,6 +67,7 @@ where
         buf: BytesMut::new(),
         decoder: MessageFrameDecoder::new(),
         pending: 0,
+        total: 0,
     };
     futures_util::stream::unfold(Some(state), |state| async move {
         let mut st = state?;
@@ -86,6 +89,15 @@ where
             match st.bytes.next().await {
                 Some(Ok(chunk)) => {
                     st.pending += chunk.len();
+                    st.total += chunk.len();
+                    if st.total > crate::sse::MAX_STREAM_BYTES {
+                        let err = ProviderError::invalid_response(format!(
+                            "the stream exceeds {} MiB",
+                            crate::sse::MAX_STREAM_BYTES / (1024 * 1024)
+                        ))
+                        .with_code("response_too_large");
+                        return Some((Err(err), None));
+                    }
                     st.buf.extend_from_slice(&chunk);
                     if st.buf.len() > MAX_BUFFERED {
                         let err = ProviderError::invalid_response(

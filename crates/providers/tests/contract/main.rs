@@ -8,6 +8,7 @@
 )]
 
 mod harness;
+mod limits;
 mod scenarios;
 
 /// Generates one test per scenario for a harness.

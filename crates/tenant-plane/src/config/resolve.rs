@@ -306,18 +306,18 @@ fn air_gapped(
     ));
     // (what, URL, the setting that changes it, whether the URL is a provider's public default)
     let mut endpoints: Vec<(String, Url, &'static str, bool)> = Vec::new();
-    let mut add =
-        |what: String, given: Option<&Url>, default: Option<String>, var: &'static str| match (
-            given, default,
-        ) {
-            (Some(u), _) => endpoints.push((what, u.clone(), var, false)),
-            (None, Some(d)) => {
-                if let Ok(u) = Url::parse(&d) {
-                    endpoints.push((what, u, var, true));
-                }
+    let mut add = |what: String,
+                   given: Option<&Url>,
+                   default: Option<String>,
+                   var: &'static str| match (given, default) {
+        (Some(u), _) => endpoints.push((what, u.clone(), var, false)),
+        (None, Some(d)) => {
+            if let Ok(u) = Url::parse(&d) {
+                endpoints.push((what, u, var, true));
             }
-            (None, None) => {}
-        };
+        }
+        (None, None) => {}
+    };
     if let Some(p) = provider {
         let default = match p.kind {
             ProviderKind::OpenAi => Some(OPENAI_BASE_URL.to_owned()),
