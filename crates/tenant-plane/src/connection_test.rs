@@ -105,11 +105,14 @@ pub async fn run(state: &AppState, tenant: &TenantId, target: Target) -> Outcome
     let started = Instant::now();
     let result = match target {
         Target::Chat => {
-            let client = match state.routes.chat(tenant, &published).await {
-                Ok(c) => c,
+            // The test goes around the circuit breaker (a customer who just fixed the provider
+            // wants a real call), and its outcome tells the breaker whether the provider is back.
+            let route = match state.routes.chat_route(tenant, &published).await {
+                Ok(r) => r,
                 Err(RouteError::NotConfigured) => return not_configured(),
                 Err(e) => return failed(e.to_string()),
             };
+            let client = route.unguarded;
             let request = ChatRequest {
                 messages: vec![
                     Message::system("This is a connection test from AtlasAI."),
@@ -121,6 +124,11 @@ pub async fn run(state: &AppState, tenant: &TenantId, target: Target) -> Outcome
                 ..ChatRequest::default()
             };
             let result = tokio::time::timeout(TEST_DEADLINE, client.chat(&request)).await;
+            route.breaker.observe(match &result {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e.kind),
+                Err(_) => Err(atlasai_core::ProviderErrorKind::Unavailable),
+            });
             record(
                 state,
                 tenant,
@@ -131,8 +139,8 @@ pub async fn run(state: &AppState, tenant: &TenantId, target: Target) -> Outcome
             result.map(|r| r.map(|_| ()))
         }
         Target::Embeddings => {
-            let client = match state.routes.embeddings(tenant, &published).await {
-                Ok(Some(c)) => c,
+            let client = match state.routes.embeddings_route(tenant, &published).await {
+                Ok(Some(r)) => r.unguarded,
                 // Keyword search needs no model: nothing to call, nothing that can fail.
                 Ok(None) => {
                     return Outcome::Ok(TestOk {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use atlasai_core::TenantId;
+use atlasai_providers::breaker::{Breaker, BreakerConfig, CircuitState, Guarded};
 use atlasai_providers::{Provider, ProviderError, build_chat_provider, build_embedding_provider};
 
 use crate::state::Published;
@@ -33,14 +34,29 @@ enum Purpose {
 struct Cached {
     generation: u64,
     built_at: Instant,
-    client: Option<Arc<dyn Provider>>,
+    client: Option<Route>,
 }
 
-/// The route cache, keyed by tenant and purpose.
+/// A built client: guarded by its endpoint's circuit breaker, and unguarded for the
+/// connection test, which must reach the provider even while the circuit is open.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The client features use.
+    pub guarded: Arc<dyn Provider>,
+    /// The same client without the breaker.
+    pub unguarded: Arc<dyn Provider>,
+    /// The endpoint's breaker.
+    pub breaker: Arc<Breaker>,
+}
+
+/// The route cache, keyed by tenant and purpose, and the circuit breakers, keyed by endpoint
+/// (provider kind, base URL and model) so that their state survives route rebuilds.
 #[derive(Debug)]
 pub struct Routes {
     ttl: Mutex<Duration>,
     cache: tokio::sync::Mutex<HashMap<(TenantId, Purpose), Cached>>,
+    breakers: Mutex<HashMap<String, Arc<Breaker>>>,
+    breaker_config: BreakerConfig,
 }
 
 impl Routes {
@@ -49,6 +65,8 @@ impl Routes {
         Routes {
             ttl: Mutex::new(ttl),
             cache: tokio::sync::Mutex::new(HashMap::new()),
+            breakers: Mutex::new(HashMap::new()),
+            breaker_config: BreakerConfig::default(),
         }
     }
 
@@ -67,6 +85,15 @@ impl Routes {
         tenant: &TenantId,
         published: &Published,
     ) -> Result<Arc<dyn Provider>, RouteError> {
+        Ok(self.chat_route(tenant, published).await?.guarded)
+    }
+
+    /// The chat route, with its unguarded client and breaker (for the connection test).
+    pub async fn chat_route(
+        &self,
+        tenant: &TenantId,
+        published: &Published,
+    ) -> Result<Route, RouteError> {
         self.get(tenant, published, Purpose::Chat)
             .await?
             .ok_or(RouteError::NotConfigured)
@@ -78,7 +105,57 @@ impl Routes {
         tenant: &TenantId,
         published: &Published,
     ) -> Result<Option<Arc<dyn Provider>>, RouteError> {
+        Ok(self
+            .embeddings_route(tenant, published)
+            .await?
+            .map(|r| r.guarded))
+    }
+
+    /// The embedding route, or `None` for keyword-only search.
+    pub async fn embeddings_route(
+        &self,
+        tenant: &TenantId,
+        published: &Published,
+    ) -> Result<Option<Route>, RouteError> {
         self.get(tenant, published, Purpose::Embeddings).await
+    }
+
+    /// The circuit state of every endpoint seen, keyed `kind model @ host`.
+    pub fn circuits(&self) -> Vec<(String, CircuitState)> {
+        let breakers = self.breakers.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out: Vec<(String, CircuitState)> = breakers
+            .iter()
+            .map(|(k, b)| (k.clone(), b.state()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    fn guard(&self, client: Arc<dyn Provider>) -> Route {
+        let info = client.info();
+        let host = info.endpoint_host();
+        let key = format!(
+            "{} {} @ {}",
+            info.kind,
+            info.model,
+            if host.is_empty() {
+                info.endpoint.as_str()
+            } else {
+                &host
+            }
+        );
+        let breaker = self
+            .breakers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key)
+            .or_insert_with(|| Breaker::new(self.breaker_config))
+            .clone();
+        Route {
+            guarded: Guarded::wrap(client.clone(), breaker.clone()),
+            unguarded: client,
+            breaker,
+        }
     }
 
     async fn get(
@@ -86,7 +163,7 @@ impl Routes {
         tenant: &TenantId,
         published: &Published,
         purpose: Purpose,
-    ) -> Result<Option<Arc<dyn Provider>>, RouteError> {
+    ) -> Result<Option<Route>, RouteError> {
         let ttl = self.ttl();
         let mut cache = self.cache.lock().await;
         let key = (tenant.clone(), purpose);
@@ -112,15 +189,16 @@ impl Routes {
                 .await
                 .map_err(RouteError::Build)?,
         };
+        let route = client.map(|c| self.guard(c));
         cache.insert(
             key,
             Cached {
                 generation: published.generation,
                 built_at: Instant::now(),
-                client: client.clone(),
+                client: route.clone(),
             },
         );
-        Ok(client)
+        Ok(route)
     }
 
     /// Drops every cached client (after a reload).

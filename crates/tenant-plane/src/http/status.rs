@@ -33,6 +33,18 @@ pub struct Status {
     pub cp_connected: bool,
     /// Configuration warnings.
     pub warnings: Vec<String>,
+    /// The circuit breaker of every provider endpoint in use: `closed`, `open` (failing fast
+    /// after repeated failures) or `half_open` (the next call probes).
+    pub circuits: Vec<Circuit>,
+}
+
+/// One endpoint's circuit breaker.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Circuit {
+    /// `kind model @ host`.
+    pub endpoint: String,
+    /// `closed`, `open` or `half_open`.
+    pub state: String,
 }
 
 /// The tenant plane's status.
@@ -60,5 +72,14 @@ pub async fn status(_admin: Admin, State(state): State<Arc<AppState>>) -> Json<S
             .cp_connected
             .load(std::sync::atomic::Ordering::Relaxed),
         warnings: c.warnings.clone(),
+        circuits: state
+            .routes
+            .circuits()
+            .into_iter()
+            .map(|(endpoint, s)| Circuit {
+                endpoint,
+                state: s.as_str().to_owned(),
+            })
+            .collect(),
     })
 }
