@@ -11,6 +11,7 @@ pub mod breaker;
 pub mod error;
 pub mod http;
 pub mod openai;
+pub mod redact;
 mod scrub;
 mod sse;
 pub mod vertex;

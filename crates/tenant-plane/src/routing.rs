@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use atlasai_core::TenantId;
 use atlasai_providers::breaker::{Breaker, BreakerConfig, CircuitState, Guarded};
+use atlasai_providers::redact::Redacting;
+
+use crate::config::Redaction;
 use atlasai_providers::{Provider, ProviderError, build_chat_provider, build_embedding_provider};
 
 use crate::state::Published;
@@ -47,6 +50,11 @@ pub struct Route {
     pub unguarded: Arc<dyn Provider>,
     /// The endpoint's breaker.
     pub breaker: Arc<Breaker>,
+    /// Whether the endpoint is outside private address space: requests to it leave the
+    /// customer's network.
+    pub public: bool,
+    /// Whether prompts are redacted before they leave.
+    pub redacted: bool,
 }
 
 /// The route cache, keyed by tenant and purpose, and the circuit breakers, keyed by endpoint
@@ -131,7 +139,18 @@ impl Routes {
         out
     }
 
-    fn guard(&self, client: Arc<dyn Provider>) -> Route {
+    async fn guard(&self, client: Arc<dyn Provider>, redaction: Redaction) -> Route {
+        let public = is_public(&client.info().endpoint).await;
+        let redacted = match redaction {
+            Redaction::On => true,
+            Redaction::Off => false,
+            Redaction::Auto => public,
+        };
+        let client = if redacted {
+            Redacting::wrap(client)
+        } else {
+            client
+        };
         let info = client.info();
         let host = info.endpoint_host();
         let key = format!(
@@ -155,6 +174,8 @@ impl Routes {
             guarded: Guarded::wrap(client.clone(), breaker.clone()),
             unguarded: client,
             breaker,
+            public,
+            redacted,
         }
     }
 
@@ -189,7 +210,10 @@ impl Routes {
                 .await
                 .map_err(RouteError::Build)?,
         };
-        let route = client.map(|c| self.guard(c));
+        let route = match client {
+            Some(c) => Some(self.guard(c, config.redaction).await),
+            None => None,
+        };
         cache.insert(
             key,
             Cached {
@@ -205,6 +229,29 @@ impl Routes {
     pub async fn clear(&self) {
         self.cache.lock().await.clear();
     }
+}
+
+/// Whether an endpoint is outside private address space. Its host is resolved (briefly: a
+/// name that does not resolve in time counts as public, the safe answer for redaction and
+/// audit).
+pub async fn is_public(url: &url::Url) -> bool {
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<std::net::IpAddr> = match url.host() {
+        Some(url::Host::Ipv4(ip)) => vec![ip.into()],
+        Some(url::Host::Ipv6(ip)) => vec![ip.into()],
+        Some(url::Host::Domain(name)) => {
+            let lookup = tokio::net::lookup_host((name, port));
+            match tokio::time::timeout(Duration::from_secs(2), lookup).await {
+                Ok(Ok(a)) => a.map(|a| a.ip()).collect(),
+                _ => return true,
+            }
+        }
+        None => return true,
+    };
+    addrs.is_empty()
+        || addrs
+            .iter()
+            .any(|ip| !atlasai_core::net::scope(*ip).is_internal())
 }
 
 #[cfg(test)]
@@ -250,6 +297,24 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let e = routes.chat(&tenant, &p2).await.unwrap();
         assert!(!Arc::ptr_eq(&d, &e), "an expired route is rebuilt");
+    }
+
+    #[tokio::test]
+    async fn public_means_outside_private_address_space() {
+        for (url, public) in [
+            ("http://127.0.0.1:11434/v1", false),
+            ("http://10.2.3.4/v1", false),
+            ("http://[fd00::1]/v1", false),
+            ("http://localhost:8000/v1", false),
+            ("https://8.8.8.8/v1", true),
+            ("https://does-not-resolve.invalid/v1", true),
+        ] {
+            assert_eq!(
+                is_public(&url::Url::parse(url).unwrap()).await,
+                public,
+                "{url}"
+            );
+        }
     }
 
     #[tokio::test]

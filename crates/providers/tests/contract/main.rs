@@ -9,6 +9,7 @@
 
 mod harness;
 mod limits;
+mod redaction;
 mod scenarios;
 
 /// Generates one test per scenario for a harness.

@@ -40,6 +40,8 @@ pub struct TenantPlaneConfig {
     /// `TP_AIR_GAPPED=1`: every endpoint was checked to be private, and nothing falls back to
     /// the cloud.
     pub air_gapped: bool,
+    /// Prompt redaction before requests leave (`TP_REDACTION`).
+    pub redaction: Redaction,
     /// The chat provider, or `None` when AI is not configured.
     pub provider: Option<ProviderSettings>,
     /// The embedding backend.
@@ -52,6 +54,18 @@ pub struct TenantPlaneConfig {
     pub report: Vec<ReportRow>,
     /// Things worth knowing that do not stop the tenant plane.
     pub warnings: Vec<String>,
+}
+
+/// When prompts are redacted before they leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Redaction {
+    /// For endpoints outside private address space (the default).
+    Auto,
+    /// Always.
+    On,
+    /// Never.
+    Off,
 }
 
 /// One line of the effective-configuration report.

@@ -48,6 +48,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "TP_LOG_FORMAT",
     "TP_CONTEXT_TOKENS",
     "TP_AIR_GAPPED",
+    "TP_REDACTION",
     "EMBEDDING_PROVIDER",
     "EMBEDDING_MODEL",
     "EMBEDDING_ENDPOINT_URL",
@@ -108,6 +109,7 @@ pub(super) fn resolve(
 
     let provider = provider(&mut l, &mut report, &mut warnings);
     let context_tokens = context_tokens(&mut l, &mut report);
+    let redaction = redaction(&mut l, &mut report);
     let embeddings = embeddings(&mut l, &mut report, provider.as_ref());
     let air_gapped = air_gapped(&mut l, &mut report, provider.as_ref(), &embeddings);
 
@@ -132,6 +134,7 @@ pub(super) fn resolve(
         },
         context_tokens,
         air_gapped,
+        redaction,
         provider,
         embeddings,
         values_file: values_path,
@@ -426,6 +429,32 @@ fn check_internal(url: &Url) -> Result<(), String> {
         None if addrs.is_empty() => Err("whose name resolves to no address".to_owned()),
         None => Ok(()),
     }
+}
+
+fn redaction(l: &mut Layers<'_>, report: &mut Vec<ReportRow>) -> super::Redaction {
+    use super::Redaction;
+    let Some(s) = l.get("TP_REDACTION", Some("byoc.redaction")) else {
+        report.push(row(
+            "redaction",
+            "auto (public endpoints only)".to_owned(),
+            Source::Default,
+        ));
+        return Redaction::Auto;
+    };
+    let mode = match s.value.to_ascii_lowercase().as_str() {
+        "auto" => Redaction::Auto,
+        "on" | "1" | "true" | "always" => Redaction::On,
+        "off" | "0" | "false" | "never" => Redaction::Off,
+        other => {
+            l.error(format!(
+                "{}: {other:?} is not a redaction mode; use auto (redact prompts for public endpoints), on or off",
+                s.source.setting_name()
+            ));
+            return Redaction::Auto;
+        }
+    };
+    report.push(row("redaction", s.value.to_ascii_lowercase(), s.source));
+    mode
 }
 
 fn context_tokens(l: &mut Layers<'_>, report: &mut Vec<ReportRow>) -> Option<u32> {

@@ -148,6 +148,7 @@ pub const VALUES_KEYS: &[(&str, &str)] = &[
     ("byoc.organization", "BYOC_API_KEY_ORG"),
     ("byoc.gcpProject", "BYOC_GCP_PROJECT"),
     ("byoc.contextTokens", "TP_CONTEXT_TOKENS"),
+    ("byoc.redaction", "TP_REDACTION"),
     ("embeddings.provider", "EMBEDDING_PROVIDER"),
     ("embeddings.model", "EMBEDDING_MODEL"),
     ("embeddings.endpointUrl", "EMBEDDING_ENDPOINT_URL"),
