@@ -17,6 +17,14 @@ fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
         Some("ci") => ci(),
+        Some("fuzz") => {
+            let seconds = match (args.next().as_deref(), args.next()) {
+                (Some("--seconds"), Some(n)) => n.parse().context("--seconds takes a number")?,
+                (None, _) => 60,
+                _ => bail!("usage: cargo xtask fuzz [--seconds N]"),
+            };
+            fuzz(seconds).map(|_| ())
+        }
         Some("help") | Some("--help") | None => {
             usage();
             Ok(())
@@ -30,7 +38,7 @@ fn main() -> Result<()> {
 
 fn usage() {
     eprintln!(
-        "usage: cargo xtask <task>\n\ntasks:\n  ci    formatting, clippy -D warnings, lint inheritance, and every test (what CI runs)"
+        "usage: cargo xtask <task>\n\ntasks:\n  ci                  formatting, clippy -D warnings, lint inheritance, every test, and a short fuzz run (what CI runs)\n  fuzz [--seconds N]  run every cargo-fuzz target for N seconds (default 60)"
     );
 }
 
@@ -109,6 +117,10 @@ fn ci() -> Result<()> {
         tests.args(["test", "--workspace", "--no-fail-fast"]);
         run("cargo test", tests)?;
     }
+    // Each fuzz target for a bounded time: long enough to catch shallow panics in parsers of
+    // untrusted input on every change; longer runs are `cargo xtask fuzz --seconds N`.
+    fuzz(20)?;
+
     eprintln!("\nci: all checks passed");
     Ok(())
 }
@@ -146,6 +158,87 @@ fn ensure_python_venv() -> Result<()> {
     run("pip install test requirements", pip)?;
     std::fs::write(&stamp, wanted)?;
     Ok(())
+}
+
+/// The fuzz targets in `fuzz/`, each with seed inputs in `fuzz/seeds/<target>/`.
+const FUZZ_TARGETS: &[&str] = &[
+    "values_file",
+    "config_env",
+    "provider_response",
+    "provider_stream",
+];
+
+/// Runs every fuzz target for `seconds` with libFuzzer (nightly toolchain, `cargo fuzz`),
+/// and reports the executions each made. Any crash fails the run and leaves the input in
+/// `fuzz/artifacts/`.
+fn fuzz(seconds: u64) -> Result<Vec<(String, u64)>> {
+    eprintln!("\n==> cargo fuzz ({seconds}s per target)");
+    let has_fuzz = Command::new("cargo")
+        .args(["+nightly", "fuzz", "--version"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_fuzz {
+        let mut install = Command::new("cargo");
+        install.args(["install", "cargo-fuzz", "--locked"]);
+        run("cargo install cargo-fuzz", install)?;
+    }
+    // The fuzz build (nightly, instrumented) shares nothing with the normal target directory;
+    // keeping it outside the checkout lets later runs on this machine build incrementally.
+    let target_dir = std::env::var_os("ATLASAI_FUZZ_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(std::env::temp_dir);
+            home.join(".cache/atlasai/fuzz-target")
+        });
+    let mut results = Vec::new();
+    for target in FUZZ_TARGETS {
+        let corpus = root().join("fuzz/corpus").join(target);
+        std::fs::create_dir_all(&corpus)?;
+        let seeds = root().join("fuzz/seeds").join(target);
+        let mut cmd = Command::new("cargo");
+        cmd.current_dir(root().join("fuzz"))
+            .args([
+                "+nightly",
+                "fuzz",
+                "run",
+                "--sanitizer",
+                "none",
+                "--target-dir",
+            ])
+            .arg(&target_dir)
+            .arg(target)
+            .arg(&corpus)
+            .arg(&seeds)
+            .arg("--")
+            .arg(format!("-max_total_time={seconds}"))
+            .args([
+                "-print_final_stats=1",
+                "-timeout=10",
+                "-rss_limit_mb=2048",
+                "-max_len=65536",
+            ]);
+        eprintln!("==> fuzz {target}");
+        let out = cmd
+            .output()
+            .with_context(|| format!("could not start cargo fuzz for {target}"))?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            eprintln!("{stderr}");
+            bail!("fuzz target {target} failed: see the crash input in fuzz/artifacts/{target}/");
+        }
+        let runs = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        eprintln!("==> fuzz {target}: {runs} executions, no crash");
+        results.push(((*target).to_owned(), runs));
+    }
+    Ok(results)
 }
 
 fn has_nextest() -> bool {

@@ -9,6 +9,8 @@ pub mod anthropic;
 pub mod bedrock;
 pub mod breaker;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod http;
 pub mod openai;
 pub mod redact;

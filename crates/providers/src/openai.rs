@@ -752,6 +752,19 @@ struct WireModel {
     owned_by: Option<String>,
 }
 
+/// Parses a chat completion body, for the fuzz targets.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
+    let wire: WireResponse = crate::http::parse_json(body, "chat completion")?;
+    wire.into_neutral("fuzz-model")
+}
+
+/// A fresh stream parser, for the fuzz targets.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_stream_parser() -> impl crate::sse::FrameParser<eventsource_stream::Event> {
+    StreamParser::default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -210,6 +210,19 @@ fn api_base(endpoint: &Url) -> Url {
 /// Reads Anthropic's error body, `{"type":"error","error":{"type":…,"message":…},"request_id":…}`.
 /// Gateways in front of Anthropic sometimes answer in OpenAI's shape (`{"error":{"message":…}}`)
 /// or with plain text; those are read too.
+/// Parses a Messages response body, for the fuzz targets.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
+    let wire: response::WireMessage = crate::http::parse_json(body, "message")?;
+    Ok(wire.into_neutral("fuzz-model"))
+}
+
+/// A fresh stream parser, for the fuzz targets.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_stream_parser() -> impl crate::sse::FrameParser<eventsource_stream::Event> {
+    stream::StreamParser::default()
+}
+
 pub(crate) fn map_error(status: u16, _headers: &HeaderMap, body: &[u8]) -> ProviderError {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let error = parsed.as_ref().map(|v| v.get("error").unwrap_or(v));

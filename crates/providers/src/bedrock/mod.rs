@@ -15,8 +15,8 @@
 
 mod auth;
 mod embed;
-mod errors;
-mod stream;
+pub(crate) mod errors;
+pub(crate) mod stream;
 mod wire;
 
 use std::time::SystemTime;
@@ -329,6 +329,13 @@ fn parse_url(text: &str) -> Result<Url, ProviderError> {
 
 fn bad_request(message: impl Into<String>) -> ProviderError {
     ProviderError::new(ProviderErrorKind::BadRequest, message)
+}
+
+/// Parses a Converse response body, for the fuzz targets.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
+    let wire: ConverseResponse = crate::http::parse_json(body, "Converse response")?;
+    Ok(wire.into_neutral("fuzz-model", None))
 }
 
 #[cfg(test)]

@@ -433,6 +433,19 @@ fn fallback_message(status: u16, body: &[u8]) -> String {
     }
 }
 
+/// Parses a generateContent response body, for the fuzz targets.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
+    let wire: GenerateContentResponse = crate::http::parse_json(body, "generateContent response")?;
+    wire.into_neutral("fuzz-model")
+}
+
+/// A fresh stream parser, for the fuzz targets.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_stream_parser() -> impl crate::sse::FrameParser<eventsource_stream::Event> {
+    StreamParser::default()
+}
+
 #[cfg(test)]
 mod tests {
     use atlasai_core::ProviderKind;
