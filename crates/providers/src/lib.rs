@@ -7,6 +7,7 @@
 
 pub mod anthropic;
 pub mod bedrock;
+pub mod egress;
 pub mod error;
 pub mod http;
 pub mod openai;
