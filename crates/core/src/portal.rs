@@ -243,14 +243,23 @@ impl AiSettings {
                 | ProviderKind::OpenAiCompatible => {
                     let self_hosted = kind.is_self_hosted() || self.endpoint_url_set();
                     if self_hosted && !self.endpoint_url_set() {
-                        err("endpoint_url", format!("is required for provider {kind}: the server's OpenAI-compatible base URL, for example http://vllm-server:8000/v1"));
+                        err(
+                            "endpoint_url",
+                            format!(
+                                "is required for provider {kind}: the server's OpenAI-compatible base URL, for example http://vllm-server:8000/v1"
+                            ),
+                        );
                     }
                     if !self_hosted && api_key.is_none() {
                         err("api_key", "is required for provider openai (or set endpoint_url for an OpenAI-compatible server)".to_owned());
                     }
                     chat.api_key = api_key.clone();
                     chat.organization = non_empty(&self.organization).map(str::to_owned);
-                    urls.push(endpoint.clone().unwrap_or_else(|| parse_static(OPENAI_BASE_URL)));
+                    urls.push(
+                        endpoint
+                            .clone()
+                            .unwrap_or_else(|| parse_static(OPENAI_BASE_URL)),
+                    );
                 }
                 ProviderKind::Azure => {
                     if !self.endpoint_url_set() {
@@ -263,7 +272,12 @@ impl AiSettings {
                         .unwrap_or(DEFAULT_AZURE_API_VERSION)
                         .to_owned();
                     if !valid_api_version(&version) {
-                        err("api_version", format!("{version:?} is not an Azure OpenAI API version; use a date such as {DEFAULT_AZURE_API_VERSION} or 2024-02-15-preview"));
+                        err(
+                            "api_version",
+                            format!(
+                                "{version:?} is not an Azure OpenAI API version; use a date such as {DEFAULT_AZURE_API_VERSION} or 2024-02-15-preview"
+                            ),
+                        );
                     }
                     chat.api_key = api_key.clone();
                     chat.api_version = Some(version);
@@ -340,10 +354,7 @@ impl AiSettings {
                 }
                 ProviderKind::Vertex => {
                     if non_empty(&self.gcp_project).is_none() {
-                        err(
-                            "gcp_project",
-                            "is required for provider vertex".to_owned(),
-                        );
+                        err("gcp_project", "is required for provider vertex".to_owned());
                     }
                     if region.is_none() {
                         err(
@@ -467,7 +478,9 @@ impl AiSettings {
             other => {
                 err(
                     "embedding_provider",
-                    format!("{other:?} is not an embedding provider; use openai, bedrock or fallback"),
+                    format!(
+                        "{other:?} is not an embedding provider; use openai, bedrock or fallback"
+                    ),
                 );
                 EmbeddingSettings::Fallback
             }
@@ -535,7 +548,9 @@ pub fn normalise_endpoint(kind: ProviderKind, text: &str) -> Result<Url, String>
                 return Err("use the resource endpoint (https://your-resource-name.openai.azure.com), not a deployment URL; put the deployment name in model".to_owned());
             }
             if !(path.is_empty() || path.ends_with("/openai/v1")) {
-                return Err(format!("unexpected path {path:?}; use the resource endpoint (https://your-resource-name.openai.azure.com) or the v1 API (…/openai/v1)"));
+                return Err(format!(
+                    "unexpected path {path:?}; use the resource endpoint (https://your-resource-name.openai.azure.com) or the v1 API (…/openai/v1)"
+                ));
             }
         }
         ProviderKind::OpenAi
@@ -563,7 +578,9 @@ fn vertex_token_uri(key_json: &str) -> Result<Url, String> {
         .unwrap_or("https://oauth2.googleapis.com/token");
     match Url::parse(text) {
         Ok(u) if u.scheme() == "https" || u.scheme() == "http" => Ok(u),
-        _ => Err(format!("the key's token_uri {text:?} is not an http(s) URL")),
+        _ => Err(format!(
+            "the key's token_uri {text:?} is not an http(s) URL"
+        )),
     }
 }
 

@@ -1,0 +1,11 @@
+//! Control-plane integration tests, compiled as one binary.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stderr,
+    reason = "test code"
+)]
+
+mod db;
+mod store;
