@@ -390,7 +390,7 @@ fn managed(r: &mut Reader<'_>) -> Option<ManagedConfig> {
         provider,
         model: model.clone(),
         endpoint_url: r.get("CP_MANAGED_ENDPOINT_URL"),
-        api_key: api_key.map(|k| WireSecret(k)),
+        api_key: api_key.map(WireSecret),
         api_version: r.get("CP_MANAGED_API_VERSION"),
         region: r.get("CP_MANAGED_REGION"),
         aws_access_key_id: r.get("CP_MANAGED_AWS_ACCESS_KEY_ID"),

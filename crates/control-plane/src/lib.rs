@@ -6,13 +6,16 @@
 //! `main.rs` only calls [`cli::main`]; the server is built by [`http::app`] so tests can
 //! drive it.
 
+pub mod ai_settings;
 pub mod cli;
 pub mod config;
+pub mod credits;
 pub mod crypto;
+pub mod error;
+pub mod http;
+pub mod identity;
 pub mod jwt;
+pub mod metrics;
+pub mod state;
 pub mod store;
-
-/// Temporary: the health-only router until the HTTP module lands.
-pub fn app() -> axum::Router {
-    axum::Router::new()
-}
+pub mod tp;

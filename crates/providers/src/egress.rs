@@ -106,7 +106,7 @@ pub fn check_url(url: &Url) -> Result<(), PrivateAddress> {
         Some(Host::Ipv6(v6)) => IpAddr::V6(v6),
         _ => return Ok(()),
     };
-    check_ip(&url.host_str().unwrap_or_default().to_owned(), ip)
+    check_ip(url.host_str().unwrap_or_default(), ip)
 }
 
 fn check_ip(host: &str, ip: IpAddr) -> Result<(), PrivateAddress> {

@@ -7,5 +7,7 @@
     reason = "test code"
 )]
 
+mod api;
 mod db;
 mod store;
+mod support;

@@ -449,7 +449,7 @@ async fn a_thousand_concurrent_debits_leave_an_exact_balance(store: &Store) {
         .map(|(i, _)| i)
         .collect();
     let mut retries = Vec::new();
-    for i in ok_ids.iter().copied() {
+    for i in ok_ids {
         let store = store.clone();
         retries.push(tokio::spawn(async move {
             let rid = format!("req-{i}");
