@@ -112,7 +112,7 @@ pub async fn managed_chat(
     request.max_tokens = Some(max_tokens);
     let estimate = cost(&price, prompt_token_bound(&request), u64::from(max_tokens));
     match state.store.reserve(tenant, &req.request_id, estimate).await {
-        Ok(ReserveOutcome::Reserved { .. }) => state.metrics.debit("reserve", 0),
+        Ok(ReserveOutcome::Reserved { .. }) => state.metrics.debit("reserve", &model, 0),
         Ok(ReserveOutcome::Existing(r)) => {
             return match (r.state.as_str(), r.response_json) {
                 ("settled", Some(json)) => {
@@ -136,7 +136,7 @@ pub async fn managed_chat(
             };
         }
         Err(e @ CreditError::Insufficient { .. }) => {
-            state.metrics.debit("refused", 0);
+            state.metrics.debit("refused", &model, 0);
             tracing::info!(tenant, request_id = %req.request_id, "managed request refused: insufficient credits");
             return Err(e.into());
         }
@@ -178,7 +178,7 @@ pub async fn managed_chat(
                     state.store.balance(tenant).await?.unwrap_or_default(),
                 ),
             };
-            state.metrics.debit("settle", charged);
+            state.metrics.debit("settle", &model, charged);
             tracing::info!(
                 tenant,
                 request_id = %req.request_id,
@@ -197,7 +197,7 @@ pub async fn managed_chat(
         }
         Err(e) => {
             state.store.release(tenant, &req.request_id).await?;
-            state.metrics.debit("release", 0);
+            state.metrics.debit("release", &model, 0);
             tracing::warn!(tenant, request_id = %req.request_id, error = %e, "managed model call failed; hold released");
             Err(Error::Unavailable(format!(
                 "AI provider temporarily unavailable: the managed model failed: {e}"

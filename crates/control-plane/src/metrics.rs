@@ -73,7 +73,7 @@ impl Metrics {
         );
         registry.register(
             "credits_charged_millicredits",
-            "Credits charged for managed-model usage, in thousandths of a credit",
+            "Credits charged for managed-model usage by model, in thousandths of a credit",
             debited.clone(),
         );
         Metrics {
@@ -123,14 +123,14 @@ impl Metrics {
             .inc();
     }
 
-    /// Records a credit operation, and the amount charged for settlements.
-    pub fn debit(&self, kind: &str, charged_millicredits: i64) {
+    /// Records a credit operation, and the amount charged for settlements, by model.
+    pub fn debit(&self, kind: &str, model: &str, charged_millicredits: i64) {
         self.debits
             .get_or_create(&vec![("kind", kind.to_owned())])
             .inc();
         if charged_millicredits > 0 {
             self.debited
-                .get_or_create(&vec![])
+                .get_or_create(&vec![("model", model.to_owned())])
                 .inc_by(charged_millicredits as u64);
         }
     }

@@ -9,5 +9,7 @@
 
 mod api;
 mod db;
+mod isolation;
+mod protocol;
 mod store;
 mod support;
