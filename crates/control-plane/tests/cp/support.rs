@@ -28,8 +28,6 @@ pub struct Cp {
 pub struct Tenant {
     /// The tenant id.
     pub id: String,
-    /// The owner's API token.
-    pub api_token: String,
     /// The owner's access token.
     pub access: String,
     /// The owner's user id.
@@ -89,7 +87,6 @@ impl Cp {
         let access = self.login(&api_token).await;
         Tenant {
             id: id.to_owned(),
-            api_token,
             access,
             owner: b["owner"]["id"].as_str().unwrap().to_owned(),
         }
