@@ -8,12 +8,12 @@
 //! validation" until a tenant plane of the tenant checks it from inside its network.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use atlasai_core::ModelInfo;
 use atlasai_core::portal::{AiSettings, SECRET_FIELDS, ValidatedSettings, WireSecret};
 use atlasai_core::protocol::{ManagedInfo, StatusReport};
 use atlasai_core::secret::{Redactor, last_four};
-use atlasai_core::{ChatRequest, EmbeddingRequest, Message, ModelInfo, ProviderKind};
 use atlasai_providers::egress::{self, Egress};
 use atlasai_providers::{HttpOptions, RetryPolicy};
 use secrecy::SecretString;
@@ -246,51 +246,19 @@ pub fn check_options(state: &AppState) -> HttpOptions {
     }
 }
 
-/// Checks settings against the provider: a small completion, or for Anthropic a models list
-/// (as the portal documentation promises), and an embedding when embeddings are set.
-/// Returns the latency, or the provider's reason with every secret removed.
+/// Checks settings against the provider with the shared check (a small completion, or for
+/// Anthropic a models list, as the portal documentation promises; an embedding when
+/// embeddings are set). Returns the latency, or the provider's reason with every secret
+/// removed.
 pub async fn check(
     settings: &ValidatedSettings,
     secrets: &[SecretString],
     opts: &HttpOptions,
 ) -> Result<u64, String> {
     let redactor = Redactor::new(secrets.iter());
-    let started = Instant::now();
-    let result = async {
-        let client = atlasai_providers::build_chat_provider(&settings.chat, opts)
-            .await
-            .map_err(|e| e.to_string())?;
-        if settings.chat.kind == ProviderKind::Anthropic {
-            client.list_models().await.map_err(|e| e.to_string())?;
-        } else {
-            let request = ChatRequest {
-                messages: vec![
-                    Message::system("This is a connection test from AtlasAI."),
-                    Message::user("Reply with the single word: ok"),
-                ],
-                max_tokens: Some(16),
-                ..ChatRequest::default()
-            };
-            client.chat(&request).await.map_err(|e| e.to_string())?;
-        }
-        if let Some(embedder) =
-            atlasai_providers::build_embedding_provider(&settings.embeddings, opts)
-                .await
-                .map_err(|e| format!("embeddings: {e}"))?
-        {
-            embedder
-                .embed(&EmbeddingRequest {
-                    inputs: vec!["AtlasAI connection test".to_owned()],
-                    dimensions: None,
-                })
-                .await
-                .map_err(|e| format!("embeddings: {e}"))?;
-        }
-        Ok::<(), String>(())
-    }
-    .await;
-    let latency = started.elapsed().as_millis() as u64;
-    result.map(|()| latency).map_err(|e| redactor.scrub(&e))
+    atlasai_providers::check::check_settings(&settings.chat, &settings.embeddings, opts)
+        .await
+        .map_err(|e| redactor.scrub(&e))
 }
 
 /// The outcome of a save.

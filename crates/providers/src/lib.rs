@@ -7,6 +7,7 @@
 
 pub mod anthropic;
 pub mod bedrock;
+pub mod check;
 pub mod egress;
 pub mod error;
 pub mod http;

@@ -1,15 +1,24 @@
 //! Resolves which provider client serves a tenant, and caches the built clients so their
-//! connection pools are reused. A cached route is rebuilt when the configuration changes (at
-//! once) or when it is older than `TP_ROUTING_CACHE_TTL` (so settings from other sources, and
-//! credentials resolved at build time, refresh within that time).
+//! connection pools are reused. A cached route is rebuilt when the configuration or the
+//! portal settings change (at once) or when it is older than `TP_ROUTING_CACHE_TTL` (so
+//! credentials resolved at build time refresh within that time).
+//!
+//! Order: local `BYOC_*`/Helm settings, else the portal's settings for the tenant (from the
+//! control plane), else the managed model through the control plane, else "not
+//! configured". A customer's own provider is wrapped with the cloud-fallback policy when a
+//! control plane is configured.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use atlasai_core::TenantId;
+use atlasai_core::protocol::ManagedReason;
 use atlasai_providers::{Provider, ProviderError, build_chat_provider, build_embedding_provider};
 
+use crate::cp::CpState;
+use crate::cp::fallback::WithCloudFallback;
+use crate::cp::managed::ManagedProvider;
 use crate::state::Published;
 
 /// Why no client could be had.
@@ -32,6 +41,7 @@ enum Purpose {
 #[derive(Debug)]
 struct Cached {
     generation: u64,
+    cp_generation: u64,
     built_at: Instant,
     client: Option<Arc<dyn Provider>>,
 }
@@ -41,6 +51,7 @@ struct Cached {
 pub struct Routes {
     ttl: Mutex<Duration>,
     cache: tokio::sync::Mutex<HashMap<(TenantId, Purpose), Cached>>,
+    cp: Arc<CpState>,
 }
 
 impl Routes {
@@ -49,7 +60,13 @@ impl Routes {
         Routes {
             ttl: Mutex::new(ttl),
             cache: tokio::sync::Mutex::new(HashMap::new()),
+            cp: Arc::new(CpState::default()),
         }
+    }
+
+    /// What the control plane has sent (portal settings, managed model, connection state).
+    pub fn cp(&self) -> &Arc<CpState> {
+        &self.cp
     }
 
     /// Changes the TTL (on reload).
@@ -88,34 +105,72 @@ impl Routes {
         purpose: Purpose,
     ) -> Result<Option<Arc<dyn Provider>>, RouteError> {
         let ttl = self.ttl();
+        let cp_generation = self.cp.generation();
         let mut cache = self.cache.lock().await;
         let key = (tenant.clone(), purpose);
         if let Some(c) = cache.get(&key)
             && c.generation == published.generation
+            && c.cp_generation == cp_generation
             && c.built_at.elapsed() < ttl
         {
             return Ok(c.client.clone());
         }
-        // Today every tenant of this tenant plane routes by the local configuration; settings
-        // distributed by the control plane will be consulted here, after local settings.
         let config = &published.config;
+        let portal = self.cp.portal_for(tenant);
         let client = match purpose {
-            Purpose::Chat => match &config.provider {
-                None => None,
-                Some(settings) => Some(
-                    build_chat_provider(settings, &config.http)
-                        .await
-                        .map_err(RouteError::Build)?,
-                ),
-            },
-            Purpose::Embeddings => build_embedding_provider(&config.embeddings, &config.http)
-                .await
-                .map_err(RouteError::Build)?,
+            Purpose::Chat => {
+                let own = match (&config.provider, &portal) {
+                    (Some(local), _) => Some(build_chat_provider(local, &config.http).await),
+                    (None, Some((_, p))) => Some(build_chat_provider(&p.chat, &config.http).await),
+                    (None, None) => None,
+                };
+                match own {
+                    Some(built) => {
+                        let client = built.map_err(RouteError::Build)?;
+                        Some(if config.cp.is_some() {
+                            WithCloudFallback::wrap(
+                                client,
+                                self.cp.clone(),
+                                tenant.clone(),
+                                config.http.timeout,
+                            )
+                        } else {
+                            client
+                        })
+                    }
+                    None => self
+                        .cp
+                        .managed_for(tenant)
+                        .and_then(|_| {
+                            ManagedProvider::new(
+                                self.cp.clone(),
+                                ManagedReason::Default,
+                                config.http.timeout,
+                            )
+                        })
+                        .map(|m| Arc::new(m) as Arc<dyn Provider>),
+                }
+            }
+            Purpose::Embeddings => {
+                // Embeddings set locally win; otherwise the portal's, when it has any.
+                let local_set = config
+                    .report
+                    .iter()
+                    .any(|r| r.setting == "embeddings provider" && r.source.kind() != "default");
+                let settings = match &portal {
+                    Some((_, p)) if !local_set => &p.embeddings,
+                    _ => &config.embeddings,
+                };
+                build_embedding_provider(settings, &config.http)
+                    .await
+                    .map_err(RouteError::Build)?
+            }
         };
         cache.insert(
             key,
             Cached {
                 generation: published.generation,
+                cp_generation,
                 built_at: Instant::now(),
                 client: client.clone(),
             },

@@ -51,6 +51,11 @@ pub const KNOWN_VARS: &[&str] = &[
     "EMBEDDING_ENDPOINT_URL",
     "EMBEDDING_API_KEY",
     "EMBEDDING_API_KEY_FILE",
+    "TP_CP_URL",
+    "TP_CP_ENROLL_TOKEN",
+    "TP_CP_ENROLL_TOKEN_FILE",
+    "TP_CP_REPORT_INTERVAL",
+    "AI_CREDITS_FAIL_OPEN",
 ];
 
 const DEFAULT_BIND: &str = "0.0.0.0:8080";
@@ -106,6 +111,7 @@ pub(super) fn resolve(
 
     let provider = provider(&mut l, &mut report, &mut warnings);
     let embeddings = embeddings(&mut l, &mut report, provider.as_ref());
+    let cp = super::cp::resolve(&mut l, &mut report, &mut warnings);
 
     if !l.errors.is_empty() {
         return Err(ConfigErrors(l.errors));
@@ -128,6 +134,7 @@ pub(super) fn resolve(
         },
         provider,
         embeddings,
+        cp,
         values_file: values_path,
         watched_files: l.files,
         report,

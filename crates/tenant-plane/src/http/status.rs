@@ -56,9 +56,7 @@ pub async fn status(_admin: Admin, State(state): State<Arc<AppState>>) -> Json<S
         embeddings_model: c.embeddings.model().to_owned(),
         config_generation: published.generation,
         last_reload: state.last_reload(),
-        cp_connected: state
-            .cp_connected
-            .load(std::sync::atomic::Ordering::Relaxed),
+        cp_connected: state.cp_connected(),
         warnings: c.warnings.clone(),
     })
 }
