@@ -1,7 +1,9 @@
 //! Project automation, in plain Rust so it cannot rot like shell scripts do.
 //!
 //! - `cargo xtask ci`: exactly what CI runs (`.ci/run` calls it): formatting, lints, the
-//!   workspace lint-inheritance check, and the full test suite.
+//!   workspace lint-inheritance check, and the full test suite (which includes the portal's
+//!   headless-Chromium test, `tests/tests/browser.rs`; `.ci/run` installs Chromium and the
+//!   Node packages it needs).
 
 #![allow(
     clippy::print_stderr,
