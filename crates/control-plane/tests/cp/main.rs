@@ -9,6 +9,7 @@
 
 mod api;
 mod db;
+mod docs;
 mod isolation;
 mod protocol;
 mod store;
