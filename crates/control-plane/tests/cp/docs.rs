@@ -17,23 +17,43 @@ fn control_plane_reference_lists_every_variable_and_endpoint() {
         .chain(ENDPOINTS.iter().map(|e| format!("`{e}`")))
         .filter(|needle| !doc.contains(needle.as_str()))
         .collect();
-    assert!(missing.is_empty(), "docs/control-plane.md does not mention: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "docs/control-plane.md does not mention: {missing:?}"
+    );
 }
 
 #[test]
 fn every_listed_endpoint_is_served() {
     // The router answers unknown paths with a "no such endpoint" 404; every listed endpoint
     // must be routed (its handler may still answer 401, 400 or 404 for a missing resource).
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let cp = crate::support::Cp::start(&[]).await;
         for e in ENDPOINTS {
             let (method, template) = e.split_once(' ').unwrap();
-            let path = template.replace("{tenant}", "t").replace("{cluster}", "c").replace("{user}", "u").replace("{id}", "v");
-            let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-            let resp = client.request(method.parse().unwrap(), cp.at(&path)).send().await.unwrap();
+            let path = template
+                .replace("{tenant}", "t")
+                .replace("{cluster}", "c")
+                .replace("{user}", "u")
+                .replace("{id}", "v");
+            let client = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap();
+            let resp = client
+                .request(method.parse().unwrap(), cp.at(&path))
+                .send()
+                .await
+                .unwrap();
             let body = resp.text().await.unwrap_or_default();
-            assert!(!body.contains("endpoint (see docs/control-plane.md) not found"), "{e} is not routed");
+            assert!(
+                !body.contains("endpoint (see docs/control-plane.md) not found"),
+                "{e} is not routed"
+            );
         }
     });
 }

@@ -214,3 +214,152 @@ impl CpState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atlasai_core::protocol::PROTOCOL_VERSION;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use jsonwebtoken::{EncodingKey, Header};
+    use serde_json::json;
+
+    const PKCS8_PREFIX: [u8; 16] = [
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    const SEED: [u8; 32] = [3u8; 32];
+
+    fn signer(seed: [u8; 32]) -> EncodingKey {
+        let mut der = PKCS8_PREFIX.to_vec();
+        der.extend_from_slice(&seed);
+        EncodingKey::from_ed_der(&der)
+    }
+
+    fn state(managed: bool, portal_policy: Option<FallbackPolicy>) -> CpState {
+        let public = ed25519_dalek::SigningKey::from_bytes(&SEED)
+            .verifying_key()
+            .to_bytes();
+        let ai = portal_policy.map(|p| atlasai_core::portal::AiSettings {
+            provider: "openai".into(),
+            model: "m".into(),
+            endpoint_url: Some("http://127.0.0.1:9/v1".into()),
+            fallback_policy: p,
+            ..Default::default()
+        });
+        let raw = SettingsResponse {
+            protocol_version: PROTOCOL_VERSION,
+            etag: "\"1\"".into(),
+            tenant_id: TenantId::parse("acme").unwrap(),
+            cluster_id: "c1".into(),
+            fallback_policy: portal_policy.unwrap_or_default(),
+            scope: ai.as_ref().map(|_| "tenant".to_owned()),
+            ai,
+            managed: managed.then(|| ManagedInfo {
+                provider: "openai".into(),
+                model: "gpt-4o-mini".into(),
+            }),
+            pending_validations: vec![],
+            admin_tokens: AdminTokenKey {
+                algorithm: "EdDSA".into(),
+                public_key: URL_SAFE_NO_PAD.encode(public),
+                issuer: "atlasai-cp".into(),
+                audience: "atlasai-tp".into(),
+            },
+        };
+        let s = CpState::default();
+        s.publish(Snapshot::from_response(raw));
+        s
+    }
+
+    fn claims(exp_in: i64, aud: &str, cluster: &str, role: &str) -> serde_json::Value {
+        let now = crate::state::unix_now() as i64;
+        json!({"sub": "u1", "iss": "atlasai-cp", "aud": aud, "exp": now + exp_in, "iat": now, "tenant": "acme", "cluster": cluster, "role": role})
+    }
+
+    #[test]
+    fn admin_tokens_are_verified_strictly() {
+        let s = state(false, None);
+        let key = signer(SEED);
+        let sign = |c: &serde_json::Value| {
+            jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), c, &key).unwrap()
+        };
+        let good = sign(&claims(600, "atlasai-tp", "c1", "admin"));
+        assert!(s.verify_admin_token(&good));
+        assert!(s.verify_admin_token(&sign(&claims(600, "atlasai-tp", "c1", "owner"))));
+        // Refused: expired, portal audience, another cluster, a viewer, another key, HS256,
+        // alg none, a tampered signature.
+        assert!(!s.verify_admin_token(&sign(&claims(-3600, "atlasai-tp", "c1", "admin"))));
+        assert!(!s.verify_admin_token(&sign(&claims(600, "atlasai-cp", "c1", "admin"))));
+        assert!(!s.verify_admin_token(&sign(&claims(600, "atlasai-tp", "c2", "admin"))));
+        assert!(!s.verify_admin_token(&sign(&claims(600, "atlasai-tp", "c1", "viewer"))));
+        let other = jsonwebtoken::encode(
+            &Header::new(Algorithm::EdDSA),
+            &claims(600, "atlasai-tp", "c1", "admin"),
+            &signer([4u8; 32]),
+        )
+        .unwrap();
+        assert!(!s.verify_admin_token(&other));
+        let hs = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims(600, "atlasai-tp", "c1", "admin"),
+            &EncodingKey::from_secret(s.snapshot().unwrap().admin_key.public_key.as_bytes()),
+        )
+        .unwrap();
+        assert!(!s.verify_admin_token(&hs));
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
+            URL_SAFE_NO_PAD.encode(claims(600, "atlasai-tp", "c1", "admin").to_string())
+        );
+        assert!(!s.verify_admin_token(&none));
+        let mut tampered = good.clone();
+        tampered.pop();
+        tampered.push(if good.ends_with('A') { 'B' } else { 'A' });
+        assert!(!s.verify_admin_token(&tampered));
+        assert!(
+            !CpState::default().verify_admin_token(&good),
+            "no key before enrollment"
+        );
+    }
+
+    #[test]
+    fn cloud_fallback_needs_the_variable_the_connection_a_managed_model_and_the_policy() {
+        let acme = TenantId::parse("acme").unwrap();
+        let other = TenantId::parse("globex").unwrap();
+        let s = state(true, Some(FallbackPolicy::CloudFallback));
+        assert!(
+            !s.cloud_fallback_allowed(&acme),
+            "AI_CREDITS_FAIL_OPEN unset"
+        );
+        s.set_fail_open(true);
+        assert!(
+            !s.cloud_fallback_allowed(&acme),
+            "control plane not reachable"
+        );
+        s.set_connected(true);
+        assert!(s.cloud_fallback_allowed(&acme));
+        assert!(!s.cloud_fallback_allowed(&other), "another tenant");
+        let closed = state(true, Some(FallbackPolicy::FailClosed));
+        closed.set_fail_open(true);
+        closed.set_connected(true);
+        assert!(
+            !closed.cloud_fallback_allowed(&acme),
+            "the portal says fail closed"
+        );
+        let env_only = state(true, None);
+        env_only.set_fail_open(true);
+        env_only.set_connected(true);
+        assert!(
+            env_only.cloud_fallback_allowed(&acme),
+            "no portal settings: the variable decides"
+        );
+        let no_managed = state(false, Some(FallbackPolicy::CloudFallback));
+        no_managed.set_fail_open(true);
+        no_managed.set_connected(true);
+        assert!(
+            !no_managed.cloud_fallback_allowed(&acme),
+            "no managed model offered"
+        );
+    }
+}
