@@ -178,6 +178,18 @@ async fn portal_settings_reach_the_tenant_plane_without_a_restart() {
     assert!(last["latency_ms"].is_u64());
     let keys: Vec<&String> = last.as_object().unwrap().keys().collect();
     assert_eq!(keys.len(), 5, "the documented shape: {last}");
+    let (_, status) = call(
+        "GET",
+        &format!("{}/api/status", tp.url),
+        Some(TP_ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(status["provider"], "openai", "{status}");
+    assert_eq!(
+        status["config_source"], "control plane (portal)",
+        "{status}"
+    );
 
     // The portal shows which source is in force and the last connection test, and BYOC usage
     // is reported at zero credits.

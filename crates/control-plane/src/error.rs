@@ -22,6 +22,9 @@ pub enum Error {
         /// What is wrong and what would be accepted.
         message: String,
     },
+    /// The body is larger than the server accepts.
+    #[error("{0}")]
+    TooLarge(String),
     /// Fields failed validation.
     #[error("invalid settings: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<FieldError>),
@@ -116,6 +119,7 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
             Error::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, *code),
+            Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             Error::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_settings"),
             Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),

@@ -24,7 +24,7 @@ use atlasai_core::{FallbackPolicy, TenantId};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 pub use self::client::CpLink;
-pub use self::sync::spawn;
+pub use self::sync::{in_force, spawn};
 
 /// The portal's settings for this tenant plane, as last received and validated.
 #[derive(Debug)]
