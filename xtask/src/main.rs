@@ -19,6 +19,7 @@ fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
         Some("ci") => ci(),
+        Some("bench") => bench(args.next().as_deref(), args.next()),
         Some("help") | Some("--help") | None => {
             usage();
             Ok(())
@@ -32,7 +33,7 @@ fn main() -> Result<()> {
 
 fn usage() {
     eprintln!(
-        "usage: cargo xtask <task>\n\ntasks:\n  ci    formatting, clippy -D warnings, lint inheritance, and every test (what CI runs)"
+        "usage: cargo xtask <task>\n\ntasks:\n  ci    formatting, clippy -D warnings, lint inheritance, and every test (what CI runs)\n  bench credits [sqlite|postgres]    credit debits under concurrency and the cost of an unchanged settings poll (release build)"
     );
 }
 
@@ -111,6 +112,30 @@ fn ci() -> Result<()> {
     }
     eprintln!("\nci: all checks passed");
     Ok(())
+}
+
+/// Benchmarks report numbers; they are never asserted in tests.
+fn bench(what: Option<&str>, arg: Option<String>) -> Result<()> {
+    match what {
+        Some("credits") => {
+            let mut cmd = cargo();
+            cmd.args([
+                "run",
+                "--release",
+                "-p",
+                "atlasai-control-plane",
+                "--example",
+                "bench_credits",
+                "--",
+                arg.as_deref().unwrap_or("sqlite"),
+            ]);
+            run("bench credits", cmd)
+        }
+        other => {
+            usage();
+            bail!("unknown benchmark {other:?}; try `cargo xtask bench credits`")
+        }
+    }
 }
 
 fn has_nextest() -> bool {
