@@ -72,9 +72,16 @@ async fn both_planes_run_and_the_tenant_plane_works_without_the_control_plane() 
     let fake = atlasai_fakes::openai::start(None, "llama3.2").await;
     let data = tempfile::tempdir().unwrap();
     let endpoint = format!("{}/v1", fake.base_url);
+    let cp_data = tempfile::tempdir().unwrap();
+    let cp_db = format!("sqlite://{}", cp_data.path().join("cp.db").display());
     let (_cp, cp_url) = start(
         "atlasai-cp",
-        &[("CP_BIND_ADDR", "127.0.0.1:0"), ("CP_LOG_FORMAT", "json")],
+        &[
+            ("CP_BIND_ADDR", "127.0.0.1:0"),
+            ("CP_LOG_FORMAT", "json"),
+            ("CP_SECRET_KEY", atlasai_e2e::CP_KEY),
+            ("CP_DATABASE_URL", &cp_db),
+        ],
         "control plane listening",
     );
     let (_tp, tp_url) = start(

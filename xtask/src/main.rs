@@ -1,7 +1,9 @@
 //! Project automation, in plain Rust so it cannot rot like shell scripts do.
 //!
 //! - `cargo xtask ci`: exactly what CI runs (`.ci/run` calls it): formatting, lints, the
-//!   workspace lint-inheritance check, and the full test suite.
+//!   workspace lint-inheritance check, and the full test suite (which includes the portal's
+//!   headless-Chromium test, `tests/tests/browser.rs`; `.ci/run` installs Chromium and the
+//!   Node packages it needs).
 
 #![allow(
     clippy::print_stderr,
@@ -25,6 +27,7 @@ fn main() -> Result<()> {
             };
             fuzz(seconds).map(|_| ())
         }
+        Some("bench") => bench(args.next().as_deref(), args.next()),
         Some("help") | Some("--help") | None => {
             usage();
             Ok(())
@@ -38,7 +41,7 @@ fn main() -> Result<()> {
 
 fn usage() {
     eprintln!(
-        "usage: cargo xtask <task>\n\ntasks:\n  ci                  formatting, clippy -D warnings, lint inheritance, every test, and a short fuzz run (what CI runs)\n  fuzz [--seconds N]  run every cargo-fuzz target for N seconds (default 60)"
+        "usage: cargo xtask <task>\n\ntasks:\n  ci                               formatting, clippy -D warnings, lint inheritance, every test, and a short fuzz run (what CI runs)\n  fuzz [--seconds N]               run every cargo-fuzz target for N seconds (default 60)\n  bench credits [sqlite|postgres]  credit debits under concurrency and the cost of an unchanged settings poll (release build)"
     );
 }
 
@@ -239,6 +242,30 @@ fn fuzz(seconds: u64) -> Result<Vec<(String, u64)>> {
         results.push(((*target).to_owned(), runs));
     }
     Ok(results)
+}
+
+/// Benchmarks report numbers; they are never asserted in tests.
+fn bench(what: Option<&str>, arg: Option<String>) -> Result<()> {
+    match what {
+        Some("credits") => {
+            let mut cmd = cargo();
+            cmd.args([
+                "run",
+                "--release",
+                "-p",
+                "atlasai-control-plane",
+                "--example",
+                "bench_credits",
+                "--",
+                arg.as_deref().unwrap_or("sqlite"),
+            ]);
+            run("bench credits", cmd)
+        }
+        other => {
+            usage();
+            bail!("unknown benchmark {other:?}; try `cargo xtask bench credits`")
+        }
+    }
 }
 
 fn has_nextest() -> bool {

@@ -58,8 +58,29 @@ pub fn main() -> ExitCode {
         Command::CheckConfig => {
             let _ = writeln!(
                 std::io::stdout(),
-                "atlasai-cp: configuration is valid\n  bind address  {}",
-                config.bind_addr
+                "atlasai-cp: configuration is valid\n  bind address             {}\n  database                 {}\n  bootstrap token          {}\n  private endpoints        {}\n  managed model            {}",
+                config.bind_addr,
+                if secrecy::ExposeSecret::expose_secret(&config.database_url).starts_with("sqlite:")
+                {
+                    "sqlite"
+                } else {
+                    "postgres"
+                },
+                if config.bootstrap_token.is_some() {
+                    "set"
+                } else {
+                    "not set (operator endpoints disabled)"
+                },
+                if config.allow_private_endpoints {
+                    "called directly (CP_ALLOW_PRIVATE_ENDPOINTS=1)"
+                } else {
+                    "validated by tenant planes"
+                },
+                config
+                    .managed
+                    .as_ref()
+                    .map(|m| format!("{} {}", m.settings.kind, m.settings.model))
+                    .unwrap_or_else(|| "not configured".to_owned()),
             );
             ExitCode::SUCCESS
         }
@@ -77,13 +98,22 @@ pub fn main() -> ExitCode {
 }
 
 async fn serve(config: ControlPlaneConfig) -> ExitCode {
-    let listener = match tokio::net::TcpListener::bind(config.bind_addr).await {
+    atlasai_providers::http::install_crypto_provider();
+    let bind_addr = config.bind_addr;
+    let state = match crate::state::AppState::new(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "atlasai-cp: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(database = state.store.kind(), "database ready");
+    let listener = match tokio::net::TcpListener::bind(bind_addr).await {
         Ok(l) => l,
         Err(e) => {
             let _ = writeln!(
                 std::io::stderr(),
-                "atlasai-cp: CP_BIND_ADDR: cannot listen on {}: {e}",
-                config.bind_addr
+                "atlasai-cp: CP_BIND_ADDR: cannot listen on {bind_addr}: {e}"
             );
             return ExitCode::FAILURE;
         }
@@ -113,7 +143,7 @@ async fn serve(config: ControlPlaneConfig) -> ExitCode {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down: finishing in-flight requests");
     };
-    match axum::serve(listener, crate::app())
+    match axum::serve(listener, crate::http::app(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await
     {

@@ -1,27 +1,21 @@
-//! AtlasAI control plane (`atlasai-cp`): the SaaS side. It will own portal AI settings,
-//! distribute them to tenant planes and meter AI credits; today it serves health endpoints and
-//! validates its configuration.
+//! AtlasAI control plane (`atlasai-cp`): the SaaS side. It keeps tenants, users and their
+//! portal AI settings (validated on save, secrets encrypted at rest), distributes the
+//! effective settings to enrolled tenant planes, serves the managed default model metered in
+//! AI credits, and serves the Settings → AI portal page.
 //!
-//! `main.rs` only calls [`cli::main`]; the server is built by [`app`] so tests can drive it.
+//! `main.rs` only calls [`cli::main`]; the server is built by [`http::app`] so tests can
+//! drive it.
 
+pub mod ai_settings;
 pub mod cli;
 pub mod config;
-
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{Value, json};
-
-/// Builds the application.
-pub fn app() -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-}
-
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
-}
-
-async fn readyz() -> Json<Value> {
-    Json(json!({"status": "ready"}))
-}
+pub mod credits;
+pub mod crypto;
+pub mod error;
+pub mod http;
+pub mod identity;
+pub mod jwt;
+pub mod metrics;
+pub mod state;
+pub mod store;
+pub mod tp;

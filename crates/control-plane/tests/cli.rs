@@ -4,6 +4,8 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
 fn cp() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_atlasai-cp"));
     c.env_clear()
@@ -26,19 +28,43 @@ fn invalid_configuration_exits_64_with_every_problem() {
         "{stderr}"
     );
     assert!(stderr.contains("CP_LOG_FORMAT"), "{stderr}");
-    assert!(stderr.contains("(2 problems)"), "{stderr}");
+    assert!(
+        stderr.contains("CP_SECRET_KEY (or CP_SECRET_KEY_FILE) is required"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(3 problems)"), "{stderr}");
 }
 
 #[test]
-fn check_config_accepts_defaults() {
-    let out = cp().args(["check-config"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("0.0.0.0:8090"));
+fn check_config_accepts_defaults_with_a_secret_key_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
+    let out = cp()
+        .args(["check-config"])
+        .env("CP_SECRET_KEY_FILE", &key_file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("0.0.0.0:8090"), "{stdout}");
+    assert!(!stdout.contains(KEY), "the key is never printed");
 }
 
 #[test]
 fn serves_health() {
+    let dir = tempfile::tempdir().unwrap();
     let mut child = cp()
+        .env("CP_SECRET_KEY", KEY)
+        .env(
+            "CP_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("cp.db").display()),
+        )
         .env("CP_BIND_ADDR", "127.0.0.1:0")
         .env("CP_LOG_FORMAT", "json")
         .stderr(Stdio::piped())

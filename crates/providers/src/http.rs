@@ -29,6 +29,8 @@ pub struct HttpOptions {
     pub connect_timeout: Duration,
     /// Retries on 429, 5xx, 529 and connection errors.
     pub retry: RetryPolicy,
+    /// Which addresses the client may connect to.
+    pub egress: crate::egress::Egress,
 }
 
 impl Default for HttpOptions {
@@ -37,6 +39,7 @@ impl Default for HttpOptions {
             timeout: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
+            egress: crate::egress::Egress::Any,
         }
     }
 }
@@ -102,11 +105,18 @@ pub fn install_crypto_provider() {
 /// Builds the pooled HTTP client for one provider route. Build it once and reuse it.
 pub fn build_client(opts: &HttpOptions) -> Result<reqwest::Client, ProviderError> {
     install_crypto_provider();
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .connect_timeout(opts.connect_timeout)
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
-        .user_agent(concat!("atlasai-byoc/", env!("CARGO_PKG_VERSION")))
+        .user_agent(concat!("atlasai-byoc/", env!("CARGO_PKG_VERSION")));
+    if opts.egress == crate::egress::Egress::PublicOnly {
+        builder = builder
+            .dns_resolver(std::sync::Arc::new(crate::egress::PublicOnlyResolver))
+            .redirect(crate::egress::redirect_policy())
+            .no_proxy();
+    }
+    builder
         .build()
         .map_err(|e| ProviderError::unavailable(format!("could not build the HTTP client: {e}")))
 }

@@ -8,6 +8,8 @@
 pub mod anthropic;
 pub mod bedrock;
 pub mod breaker;
+pub mod check;
+pub mod egress;
 pub mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

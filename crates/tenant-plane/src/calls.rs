@@ -87,17 +87,21 @@ pub struct ModelCall<'a> {
 
 /// Records model calls. Shared by every feature through the application state.
 #[derive(Debug, Default)]
-pub struct CallRecorder {}
+pub struct CallRecorder {
+    /// Counts reported to the control plane (when one is configured).
+    pub usage: crate::cp::usage::UsageCounter,
+}
 
 impl CallRecorder {
     /// A recorder.
     pub fn new() -> Self {
-        CallRecorder {}
+        CallRecorder::default()
     }
 
     /// Records one call. Never logs prompts, answers or secrets: only who, what, how much and
     /// how it went.
     pub fn record(&self, call: &ModelCall<'_>) {
+        self.usage.add(call);
         let usage = call.usage.unwrap_or_default();
         tracing::info!(
             target: "atlasai::model_call",

@@ -217,6 +217,7 @@ async fn serve(inputs: ConfigInputs) -> ExitCode {
     let embeddings = config.embeddings.provider_name();
     let state = AppState::new(config, inputs, generated);
     crate::reload::spawn(state.clone());
+    crate::cp::spawn(state.clone());
     tracing::info!(address = %local, "tenant plane listening; {summary}; embeddings {embeddings}");
     let app = crate::http::app(state.clone());
     let result = axum::serve(listener, app)

@@ -79,13 +79,11 @@ pub enum Outcome {
 /// Runs a connection test for a tenant.
 pub async fn run(state: &AppState, tenant: &TenantId, target: Target) -> Outcome {
     let published = state.current();
-    let cp_connected = state
-        .cp_connected
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let cp_connected = state.cp_connected();
     let config = &published.config;
     let (provider, model) = match target {
-        Target::Chat => match &config.provider {
-            Some(p) => (p.kind.to_string(), p.model.clone()),
+        Target::Chat => match chat_names(state, tenant, config) {
+            Some(names) => names,
             None => return not_configured(),
         },
         Target::Embeddings => (
@@ -172,6 +170,21 @@ pub async fn run(state: &AppState, tenant: &TenantId, target: Target) -> Outcome
         }
     };
     let latency_ms = started.elapsed().as_millis() as u64;
+    if target == Target::Chat {
+        state
+            .routes
+            .cp()
+            .record_test(atlasai_core::protocol::LastTest {
+                ok: matches!(result, Ok(Ok(()))),
+                latency_ms,
+                at_unix: crate::state::unix_now(),
+                error: match &result {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(_) => Some(format!("no answer within {}s", TEST_DEADLINE.as_secs())),
+                },
+            });
+    }
     match result {
         Ok(Ok(())) => {
             tracing::info!(%tenant, %provider, %model, latency_ms, ?target, "connection test passed");
@@ -189,6 +202,23 @@ pub async fn run(state: &AppState, tenant: &TenantId, target: Target) -> Outcome
         }
         Err(_) => failed(format!("no answer within {}s", TEST_DEADLINE.as_secs())),
     }
+}
+
+/// The chat provider and model a tenant is served by: local settings, else the portal's,
+/// else the managed model.
+fn chat_names(
+    state: &AppState,
+    tenant: &TenantId,
+    config: &crate::config::TenantPlaneConfig,
+) -> Option<(String, String)> {
+    if let Some(p) = &config.provider {
+        return Some((p.kind.to_string(), p.model.clone()));
+    }
+    let cp = state.routes.cp();
+    if let Some((_, p)) = cp.portal_for(tenant) {
+        return Some((p.chat.kind.to_string(), p.chat.model.clone()));
+    }
+    cp.managed_for(tenant).map(|m| (m.provider, m.model))
 }
 
 fn record(

@@ -1,19 +1,27 @@
 //! Resolves which provider client serves a tenant, and caches the built clients so their
-//! connection pools are reused. A cached route is rebuilt when the configuration changes (at
-//! once) or when it is older than `TP_ROUTING_CACHE_TTL` (so settings from other sources, and
-//! credentials resolved at build time, refresh within that time).
+//! connection pools are reused. A cached route is rebuilt when the configuration or the
+//! portal settings change (at once) or when it is older than `TP_ROUTING_CACHE_TTL` (so
+//! credentials resolved at build time refresh within that time).
+//!
+//! Order: local `BYOC_*`/Helm settings, else the portal's settings for the tenant (from the
+//! control plane), else the managed model through the control plane, else "not
+//! configured". A customer's own provider is wrapped with the cloud-fallback policy when a
+//! control plane is configured.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use atlasai_core::TenantId;
+use atlasai_core::protocol::ManagedReason;
 use atlasai_providers::breaker::{Breaker, BreakerConfig, CircuitState, Guarded};
 use atlasai_providers::redact::Redacting;
-
-use crate::config::Redaction;
 use atlasai_providers::{Provider, ProviderError, build_chat_provider, build_embedding_provider};
 
+use crate::config::Redaction;
+use crate::cp::CpState;
+use crate::cp::fallback::WithCloudFallback;
+use crate::cp::managed::ManagedProvider;
 use crate::state::Published;
 
 /// Why no client could be had.
@@ -36,6 +44,7 @@ enum Purpose {
 #[derive(Debug)]
 struct Cached {
     generation: u64,
+    cp_generation: u64,
     built_at: Instant,
     client: Option<Route>,
 }
@@ -65,6 +74,7 @@ pub struct Routes {
     cache: tokio::sync::Mutex<HashMap<(TenantId, Purpose), Cached>>,
     breakers: Mutex<HashMap<String, Arc<Breaker>>>,
     breaker_config: BreakerConfig,
+    cp: Arc<CpState>,
 }
 
 impl Routes {
@@ -75,7 +85,13 @@ impl Routes {
             cache: tokio::sync::Mutex::new(HashMap::new()),
             breakers: Mutex::new(HashMap::new()),
             breaker_config: BreakerConfig::default(),
+            cp: Arc::new(CpState::default()),
         }
+    }
+
+    /// What the control plane has sent (portal settings, managed model, connection state).
+    pub fn cp(&self) -> &Arc<CpState> {
+        &self.cp
     }
 
     /// Changes the TTL (on reload).
@@ -186,38 +202,90 @@ impl Routes {
         purpose: Purpose,
     ) -> Result<Option<Route>, RouteError> {
         let ttl = self.ttl();
+        let cp_generation = self.cp.generation();
         let mut cache = self.cache.lock().await;
         let key = (tenant.clone(), purpose);
         if let Some(c) = cache.get(&key)
             && c.generation == published.generation
+            && c.cp_generation == cp_generation
             && c.built_at.elapsed() < ttl
         {
             return Ok(c.client.clone());
         }
-        // Today every tenant of this tenant plane routes by the local configuration; settings
-        // distributed by the control plane will be consulted here, after local settings.
         let config = &published.config;
-        let client = match purpose {
-            Purpose::Chat => match &config.provider {
-                None => None,
-                Some(settings) => Some(
-                    build_chat_provider(settings, &config.http)
-                        .await
-                        .map_err(RouteError::Build)?,
-                ),
-            },
-            Purpose::Embeddings => build_embedding_provider(&config.embeddings, &config.http)
-                .await
-                .map_err(RouteError::Build)?,
-        };
-        let route = match client {
-            Some(c) => Some(self.guard(c, config.redaction).await),
-            None => None,
+        let portal = self.cp.portal_for(tenant);
+        let route = match purpose {
+            Purpose::Chat => {
+                let own = match (&config.provider, &portal) {
+                    (Some(local), _) => Some(build_chat_provider(local, &config.http).await),
+                    (None, Some((_, p))) => Some(build_chat_provider(&p.chat, &config.http).await),
+                    (None, None) => None,
+                };
+                match own {
+                    Some(built) => {
+                        // Redaction and the breaker wrap the customer's own provider; the cloud
+                        // fallback wraps those, so an open circuit falls back at once instead
+                        // of waiting out the provider's retries on every request.
+                        let route = self
+                            .guard(built.map_err(RouteError::Build)?, config.redaction)
+                            .await;
+                        match &config.cp {
+                            Some(cp) => {
+                                let redact_fallback = match config.redaction {
+                                    Redaction::On => true,
+                                    Redaction::Off => false,
+                                    Redaction::Auto => is_public(&cp.url).await,
+                                };
+                                Some(Route {
+                                    guarded: WithCloudFallback::wrap(
+                                        route.guarded.clone(),
+                                        self.cp.clone(),
+                                        tenant.clone(),
+                                        config.http.timeout,
+                                        redact_fallback,
+                                    ),
+                                    ..route
+                                })
+                            }
+                            None => Some(route),
+                        }
+                    }
+                    None => match self.cp.managed_for(tenant).and_then(|_| {
+                        ManagedProvider::new(
+                            self.cp.clone(),
+                            ManagedReason::Default,
+                            config.http.timeout,
+                        )
+                    }) {
+                        Some(m) => Some(self.guard(Arc::new(m), config.redaction).await),
+                        None => None,
+                    },
+                }
+            }
+            Purpose::Embeddings => {
+                // Embeddings set locally win; otherwise the portal's, when it has any.
+                let local_set = config
+                    .report
+                    .iter()
+                    .any(|r| r.setting == "embeddings provider" && r.source.kind() != "default");
+                let settings = match &portal {
+                    Some((_, p)) if !local_set => &p.embeddings,
+                    _ => &config.embeddings,
+                };
+                match build_embedding_provider(settings, &config.http)
+                    .await
+                    .map_err(RouteError::Build)?
+                {
+                    Some(c) => Some(self.guard(c, config.redaction).await),
+                    None => None,
+                }
+            }
         };
         cache.insert(
             key,
             Cached {
                 generation: published.generation,
+                cp_generation,
                 built_at: Instant::now(),
                 client: route.clone(),
             },

@@ -50,8 +50,8 @@ pub struct AppState {
     /// Where every model call is recorded.
     pub calls: CallRecorder,
     last_reload: Mutex<ReloadStatus>,
-    /// Whether a control plane is connected (always false until the control-plane protocol
-    /// lands; the tenant plane works without one).
+    /// Set by tests and tools that want to force `cp_connected`; the live state is the control
+    /// plane link's (see [`AppState::cp_connected`]).
     pub cp_connected: AtomicBool,
     /// Set when shutdown begins, so readiness fails and load balancers drain us.
     pub shutting_down: AtomicBool,
@@ -115,6 +115,12 @@ impl AppState {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Whether the tenant plane is connected to a control plane now (its last exchange with it
+    /// succeeded). Always false without `TP_CP_URL`.
+    pub fn cp_connected(&self) -> bool {
+        self.cp_connected.load(Ordering::Relaxed) || self.routes.cp().connected()
     }
 
     /// The admin token in force: the configured one, else the generated one.

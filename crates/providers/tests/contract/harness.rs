@@ -62,6 +62,7 @@ pub fn fast_opts() -> HttpOptions {
             max_backoff: Duration::from_millis(50),
             max_retry_after: Duration::from_secs(5),
         },
+        ..HttpOptions::default()
     }
 }
 

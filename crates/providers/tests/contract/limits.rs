@@ -57,6 +57,7 @@ async fn client(base: &str) -> Arc<dyn atlasai_providers::Provider> {
         timeout: Duration::from_secs(60),
         connect_timeout: Duration::from_secs(2),
         retry: RetryPolicy::none(),
+        ..HttpOptions::default()
     };
     build_chat_provider(&s, &opts).await.unwrap()
 }

@@ -2,6 +2,7 @@
 //! validated as a whole before any port is bound. Every problem is collected and reported
 //! together, each naming the variable or key and what it accepts.
 
+pub mod cp;
 mod resolve;
 pub mod sources;
 
@@ -46,6 +47,8 @@ pub struct TenantPlaneConfig {
     pub provider: Option<ProviderSettings>,
     /// The embedding backend.
     pub embeddings: EmbeddingSettings,
+    /// The control plane, when `TP_CP_URL` is set.
+    pub cp: Option<cp::CpSettings>,
     /// The values file, if one was given.
     pub values_file: Option<PathBuf>,
     /// Files whose change triggers a reload: the values file and every `*_FILE` secret.

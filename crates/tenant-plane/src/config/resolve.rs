@@ -54,6 +54,11 @@ pub const KNOWN_VARS: &[&str] = &[
     "EMBEDDING_ENDPOINT_URL",
     "EMBEDDING_API_KEY",
     "EMBEDDING_API_KEY_FILE",
+    "TP_CP_URL",
+    "TP_CP_ENROLL_TOKEN",
+    "TP_CP_ENROLL_TOKEN_FILE",
+    "TP_CP_REPORT_INTERVAL",
+    "AI_CREDITS_FAIL_OPEN",
 ];
 
 const DEFAULT_BIND: &str = "0.0.0.0:8080";
@@ -111,7 +116,14 @@ pub(super) fn resolve(
     let context_tokens = context_tokens(&mut l, &mut report);
     let redaction = redaction(&mut l, &mut report);
     let embeddings = embeddings(&mut l, &mut report, provider.as_ref());
-    let air_gapped = air_gapped(&mut l, &mut report, provider.as_ref(), &embeddings);
+    let cp = super::cp::resolve(&mut l, &mut report, &mut warnings);
+    let air_gapped = air_gapped(
+        &mut l,
+        &mut report,
+        provider.as_ref(),
+        &embeddings,
+        cp.as_ref(),
+    );
 
     if !l.errors.is_empty() {
         return Err(ConfigErrors(l.errors));
@@ -137,6 +149,7 @@ pub(super) fn resolve(
         redaction,
         provider,
         embeddings,
+        cp,
         values_file: values_path,
         watched_files: l.files,
         report,
@@ -295,6 +308,7 @@ fn air_gapped(
     report: &mut Vec<ReportRow>,
     provider: Option<&ProviderSettings>,
     embeddings: &EmbeddingSettings,
+    cp: Option<&super::cp::CpSettings>,
 ) -> bool {
     let Some(flag) = l.flag("TP_AIR_GAPPED", None) else {
         return false;
@@ -371,12 +385,10 @@ fn air_gapped(
             "EMBEDDING_ENDPOINT_URL",
         ),
     }
-    if let Some(cp) = l.get("TP_CP_URL", None)
-        && let Ok(url) = Url::parse(&cp.value)
-    {
+    if let Some(cp) = cp {
         add(
             "the control plane".to_owned(),
-            Some(&url),
+            Some(&cp.url),
             None,
             "TP_CP_URL",
         );
@@ -394,9 +406,12 @@ fn air_gapped(
             ));
         }
     }
-    if l.flag("AI_CREDITS_FAIL_OPEN", None)
-        .is_some_and(|f| f.value)
-    {
+    // Refused even without a control plane: the setting asks for data to leave the network.
+    let fail_open = cp.is_some_and(|c| c.fail_open)
+        || l.env()
+            .get("AI_CREDITS_FAIL_OPEN")
+            .is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"));
+    if fail_open {
         l.error("TP_AIR_GAPPED=1 and AI_CREDITS_FAIL_OPEN=1 contradict each other: falling back to the cloud model sends data outside your network; unset AI_CREDITS_FAIL_OPEN".to_owned());
     }
     true

@@ -19,7 +19,8 @@ pub struct Status {
     pub model: Option<String>,
     /// The provider endpoint's host.
     pub endpoint_host: Option<String>,
-    /// Where the AI settings came from: `environment`, `values file`, `secret file` or a mix.
+    /// Where the AI settings came from: `environment`, `values file`, `secret file` or a mix;
+    /// `control plane (portal)` or `control plane (managed)` without local settings.
     pub config_source: String,
     /// The embedding provider: `openai`, `bedrock` or `fallback`.
     pub embeddings_provider: String,
@@ -55,22 +56,36 @@ pub struct Circuit {
 pub async fn status(_admin: Admin, State(state): State<Arc<AppState>>) -> Json<Status> {
     let published = state.current();
     let c = &published.config;
+    // Without local settings, what the control plane distributes is in force.
+    let (provider, model, config_source) = match &c.provider {
+        Some(p) => (
+            Some(p.kind.to_string()),
+            Some(p.model.clone()),
+            c.provider_source(),
+        ),
+        None => {
+            let (p, m, source) = crate::cp::in_force(&state);
+            let source = match source {
+                atlasai_core::protocol::ConfigSource::None => c.provider_source(),
+                s => format!("control plane ({})", s.as_str()),
+            };
+            (p, m, source)
+        }
+    };
     Json(Status {
-        provider: c.provider.as_ref().map(|p| p.kind.to_string()),
-        model: c.provider.as_ref().map(|p| p.model.clone()),
+        provider,
+        model,
         endpoint_host: c
             .provider
             .as_ref()
             .and_then(|p| p.endpoint.as_ref())
             .and_then(|u| u.host_str().map(str::to_owned)),
-        config_source: c.provider_source(),
+        config_source,
         embeddings_provider: c.embeddings.provider_name().to_owned(),
         embeddings_model: c.embeddings.model().to_owned(),
         config_generation: published.generation,
         last_reload: state.last_reload(),
-        cp_connected: state
-            .cp_connected
-            .load(std::sync::atomic::Ordering::Relaxed),
+        cp_connected: state.cp_connected(),
         warnings: c.warnings.clone(),
         circuits: state
             .routes
