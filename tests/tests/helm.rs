@@ -27,6 +27,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 const TP_CHART: &str = "deploy/helm/atlasai-tp";
+const CP_CHART: &str = "deploy/helm/atlasai-cp";
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -149,7 +150,11 @@ fn example(name: &str) -> PathBuf {
 }
 
 fn examples() -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(repo().join(TP_CHART).join("examples"))
+    chart_examples(TP_CHART)
+}
+
+fn chart_examples(chart: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(repo().join(chart).join("examples"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
@@ -170,6 +175,12 @@ fn secret_values(values_file: &Path) -> Vec<String> {
         "/embeddings/apiKey",
         "/adminToken",
         "/controlPlane/enrollToken",
+        "/secretKey/value",
+        "/database/url",
+        "/bootstrapToken",
+        "/jwtSigningKey",
+        "/managed/apiKey",
+        "/managed/awsSecretAccessKey",
     ] {
         if let Some(s) = v.pointer(pointer).and_then(Value::as_str)
             && s.len() >= 8
@@ -235,96 +246,119 @@ impl Pod {
         pod
     }
 
-    /// Maps a path inside the container to the directory standing in for its volume.
+    /// Maps paths inside the container (anywhere in a value, as in `sqlite:///var/lib/...`) to
+    /// the directories standing in for their volumes, in one pass over the original value so
+    /// that a replacement is never rewritten again.
     fn remap(&self, value: &str) -> String {
-        for (mount, name) in &self.mounts {
-            if let Some(rest) = value.strip_prefix(mount.as_str()) {
-                return format!("{}{rest}", self.root.path().join(name).display());
+        let mut mounts: Vec<&(String, String)> = self.mounts.iter().collect();
+        mounts.sort_by_key(|(m, _)| std::cmp::Reverse(m.len()));
+        let mut out = String::new();
+        let mut rest = value;
+        'scan: while let Some(c) = rest.chars().next() {
+            for (mount, name) in &mounts {
+                if let Some(after) = rest.strip_prefix(mount.as_str())
+                    && (after.is_empty() || after.starts_with('/'))
+                {
+                    out.push_str(&self.root.path().join(name).display().to_string());
+                    rest = after;
+                    continue 'scan;
+                }
             }
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
         }
-        value.to_owned()
+        out
     }
 
-    /// Publishes (or updates, atomically) the projected config volume from a render.
+    /// Publishes (or updates, atomically) every projected volume of the pod from a render.
     /// `external` holds Secrets that exist in the cluster but not in the chart.
     fn publish(&mut self, r: &Rendered, external: &BTreeMap<String, BTreeMap<String, String>>) {
         let spec = &r.one("Deployment")["spec"]["template"]["spec"];
-        let volume = spec["volumes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|v| v["name"] == "config")
-            .unwrap();
-        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-        for source in volume["projected"]["sources"].as_array().unwrap() {
-            if let Some(cm) = source.get("configMap") {
-                let obj = r
-                    .objects
-                    .iter()
-                    .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == cm["name"])
-                    .unwrap();
-                for (k, v) in obj["data"].as_object().unwrap() {
-                    files.push((k.clone(), v.as_str().unwrap().as_bytes().to_vec()));
-                }
-            }
-            if let Some(sec) = source.get("secret") {
-                let name = sec["name"].as_str().unwrap();
-                let data: BTreeMap<String, Vec<u8>> = match r
-                    .objects
-                    .iter()
-                    .find(|o| o["kind"] == "Secret" && o["metadata"]["name"] == name)
-                {
-                    Some(obj) => obj["data"]
-                        .as_object()
-                        .map(|m| {
-                            m.iter()
-                                .map(|(k, v)| {
-                                    (
-                                        k.clone(),
-                                        base64::engine::general_purpose::STANDARD
-                                            .decode(v.as_str().unwrap())
-                                            .unwrap(),
-                                    )
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                    None => external[name]
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
-                        .collect(),
-                };
-                match sec.get("items").and_then(Value::as_array) {
-                    Some(items) => {
-                        for item in items {
-                            let key = item["key"].as_str().unwrap();
-                            files.push((
-                                item["path"].as_str().unwrap().to_owned(),
-                                data[key].clone(),
-                            ));
-                        }
-                    }
-                    None => files.extend(data),
-                }
-            }
-        }
         self.generation += 1;
-        let files: Vec<(&str, &[u8])> = files
-            .iter()
-            .map(|(n, c)| (n.as_str(), c.as_slice()))
-            .collect();
-        atlasai_fakes::kubelet::publish(&self.root.path().join("config"), self.generation, &files)
-            .unwrap();
+        for volume in spec["volumes"].as_array().unwrap() {
+            let Some(sources) = volume["projected"]["sources"].as_array() else {
+                continue;
+            };
+            let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+            for source in sources {
+                if let Some(cm) = source.get("configMap") {
+                    let obj = r
+                        .objects
+                        .iter()
+                        .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == cm["name"])
+                        .unwrap();
+                    for (k, v) in obj["data"].as_object().unwrap() {
+                        files.push((k.clone(), v.as_str().unwrap().as_bytes().to_vec()));
+                    }
+                }
+                if let Some(sec) = source.get("secret") {
+                    let name = sec["name"].as_str().unwrap();
+                    let data: BTreeMap<String, Vec<u8>> = match r
+                        .objects
+                        .iter()
+                        .find(|o| o["kind"] == "Secret" && o["metadata"]["name"] == name)
+                    {
+                        Some(obj) => obj["data"]
+                            .as_object()
+                            .map(|m| {
+                                m.iter()
+                                    .map(|(k, v)| {
+                                        (
+                                            k.clone(),
+                                            base64::engine::general_purpose::STANDARD
+                                                .decode(v.as_str().unwrap())
+                                                .unwrap(),
+                                        )
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                        None => external
+                            .get(name)
+                            .unwrap_or_else(|| {
+                                panic!(
+                                    "the pod mounts Secret {name}, which the test did not provide"
+                                )
+                            })
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
+                            .collect(),
+                    };
+                    match sec.get("items").and_then(Value::as_array) {
+                        Some(items) => {
+                            for item in items {
+                                let key = item["key"].as_str().unwrap();
+                                files.push((
+                                    item["path"].as_str().unwrap().to_owned(),
+                                    data[key].clone(),
+                                ));
+                            }
+                        }
+                        None => files.extend(data),
+                    }
+                }
+            }
+            let files: Vec<(&str, &[u8])> = files
+                .iter()
+                .map(|(n, c)| (n.as_str(), c.as_slice()))
+                .collect();
+            let dir = self.root.path().join(volume["name"].as_str().unwrap());
+            atlasai_fakes::kubelet::publish(&dir, self.generation, &files).unwrap();
+        }
     }
 
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(bin("atlasai-tp"));
+    fn binary(&self, name: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin(name));
         cmd.args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("AWS_EC2_METADATA_DISABLED", "true");
         cmd
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        self.binary("atlasai-tp", args)
     }
 }
 
@@ -342,17 +376,18 @@ fn bin(name: &str) -> PathBuf {
 #[test]
 fn charts_lint_clean() {
     let Some(python) = python() else { return };
-    let chart = TP_CHART;
-    let out = engine(
-        &python,
-        &["lint", &repo().join(chart).display().to_string()],
-    );
-    assert_eq!(out["errors"], json!([]), "{chart}: {out}");
-    let messages = out["messages"].as_array().unwrap();
-    assert!(
-        messages.iter().all(|m| m["severity"].as_i64() < Some(2)),
-        "{chart}: {out}"
-    );
+    for chart in [TP_CHART, CP_CHART] {
+        let out = engine(
+            &python,
+            &["lint", &repo().join(chart).display().to_string()],
+        );
+        assert_eq!(out["errors"], json!([]), "{chart}: {out}");
+        let messages = out["messages"].as_array().unwrap();
+        assert!(
+            messages.iter().all(|m| m["severity"].as_i64() < Some(2)),
+            "{chart}: {out}"
+        );
+    }
 }
 
 #[test]
@@ -783,11 +818,204 @@ fn install_docs_show_exactly_the_tested_examples() {
         );
         shown.push(path.to_owned());
     }
-    for file in examples() {
+    for file in examples().into_iter().chain(chart_examples(CP_CHART)) {
         let rel = file.strip_prefix(repo()).unwrap().display().to_string();
         assert!(
             shown.contains(&rel),
             "{rel} is tested but not documented in docs/install.md"
         );
     }
+}
+
+/// The Secrets the control plane's examples expect to exist in the cluster.
+fn cp_external_secrets() -> BTreeMap<String, BTreeMap<String, String>> {
+    BTreeMap::from([
+        (
+            "atlasai-cp-keys".to_owned(),
+            BTreeMap::from([(
+                "secretKey".to_owned(),
+                "q3ZKm0j2kB3yvXrJ9cW4s8V1eT6uN5aL0pQ7hR2dF4o=".to_owned(),
+            )]),
+        ),
+        (
+            "atlasai-cp-database".to_owned(),
+            BTreeMap::from([(
+                "databaseUrl".to_owned(),
+                "postgres://atlasai:pw@db.internal:5432/atlasai".to_owned(),
+            )]),
+        ),
+    ])
+}
+
+#[test]
+fn control_plane_examples_render_safely_and_pass_check_config() {
+    let Some(python) = python() else { return };
+    let all = chart_examples(CP_CHART);
+    assert!(all.len() >= 3, "{all:?}");
+    for file in all {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let r = render(&python, CP_CHART, std::slice::from_ref(&file), None)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        for s in secret_values(&file) {
+            assert!(
+                !r.text_of("Deployment").contains(&s),
+                "{name}: a secret appears in the Deployment"
+            );
+            let encoded = base64::engine::general_purpose::STANDARD.encode(&s);
+            assert!(
+                r.text_of("Secret").contains(&encoded),
+                "{name}: a secret is missing from the Secret"
+            );
+        }
+        let c = r.container();
+        for env in c["env"].as_array().unwrap() {
+            let n = env["name"].as_str().unwrap();
+            assert!(
+                !(n.ends_with("_KEY")
+                    || n.ends_with("_TOKEN")
+                    || n == "CP_DATABASE_URL"
+                        && !env["value"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .starts_with("sqlite:")),
+                "{name}: secret {n} in plain env"
+            );
+        }
+        assert_eq!(
+            c["securityContext"]["readOnlyRootFilesystem"], true,
+            "{name}"
+        );
+        if name == "managed-bedrock-irsa.yaml" {
+            assert!(
+                r.one("ServiceAccount")["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
+                    .is_string()
+            );
+        }
+        let mut pod = Pod::unpublished(&r);
+        pod.publish(&r, &cp_external_secrets());
+        let out = pod
+            .binary("atlasai-cp", &["check-config"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        for s in secret_values(&file) {
+            assert!(
+                !stdout.contains(&s),
+                "{name}: check-config printed a secret"
+            );
+        }
+    }
+}
+
+#[test]
+fn control_plane_schema_and_chart_rules_reject_bad_values() {
+    let Some(python) = python() else { return };
+    let key = json!({"secretKey": {"value": "q3ZKm0j2kB3yvXrJ9cW4s8V1eT6uN5aL0pQ7hR2dF4o="}});
+    let with_key = |mut v: Value| {
+        v.as_object_mut()
+            .unwrap()
+            .extend(key.as_object().unwrap().clone());
+        v
+    };
+    let cases = [
+        (
+            json!({}),
+            "secretKey.value or secretKey.existingSecret is required",
+        ),
+        (
+            with_key(json!({"managed": {"provider": "openia"}})),
+            "/managed/provider",
+        ),
+        (
+            with_key(json!({"managd": {}})),
+            "additional properties 'managd' not allowed",
+        ),
+        (
+            with_key(json!({"replicaCount": 3})),
+            "several replicas need PostgreSQL",
+        ),
+        (
+            with_key(json!({"database": {"url": "mysql://x"}})),
+            "/database/url",
+        ),
+        (
+            with_key(json!({"bootstrapToken": "short"})),
+            "/bootstrapToken",
+        ),
+    ];
+    for (values, expected) in cases {
+        let err = match render(&python, CP_CHART, &[], Some(values.clone())) {
+            Ok(_) => panic!("{values} was accepted"),
+            Err(e) => e,
+        };
+        assert!(
+            err.contains(expected),
+            "{values}: expected {expected:?} in {err}"
+        );
+    }
+    // A managed model without prices passes the schema but not the control plane.
+    let r = render(&python, CP_CHART, &[], Some(with_key(json!({"managed": {"provider": "openai", "model": "gpt-4o-mini", "apiKey": "sk-proj-0123456789abcdef"}})))).unwrap();
+    let pod = Pod::new(&r);
+    let out = pod
+        .binary("atlasai-cp", &["check-config"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("CP_MANAGED_PRICES"), "{stderr}");
+}
+
+#[test]
+fn control_plane_serves_from_the_rendered_sqlite_install() {
+    let Some(python) = python() else { return };
+    let r = render(
+        &python,
+        CP_CHART,
+        &[repo().join(CP_CHART).join("examples/sqlite.yaml")],
+        None,
+    )
+    .unwrap();
+    let pod = Pod::new(&r);
+    let mut cmd = pod.binary("atlasai-cp", &["serve"]);
+    cmd.env("CP_BIND_ADDR", "127.0.0.1:0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let _process = Running(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("control plane listening") {
+                let v: Value = serde_json::from_str(&line).unwrap_or_default();
+                let _ = tx.send(
+                    v["fields"]["address"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the control plane did not start from the rendered install");
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    use std::io::{Read, Write};
+    write!(
+        stream,
+        "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    stream.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    // The database was created in the data volume, not next to the binary.
+    assert!(pod.root.path().join("data/atlasai-cp.db").exists());
 }
