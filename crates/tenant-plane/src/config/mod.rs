@@ -2,6 +2,7 @@
 //! validated as a whole before any port is bound. Every problem is collected and reported
 //! together, each naming the variable or key and what it accepts.
 
+pub mod data;
 mod resolve;
 pub mod sources;
 
@@ -14,6 +15,7 @@ use atlasai_core::{EmbeddingSettings, ProviderSettings};
 use atlasai_providers::HttpOptions;
 use secrecy::SecretString;
 
+pub use self::data::{CorrelationSettings, DataSettings, DatabaseKind, DatabaseUrl};
 pub use self::resolve::KNOWN_VARS;
 pub use self::sources::{Env, Source, Sourced, VALUES_KEYS, ValuesDoc};
 
@@ -38,6 +40,8 @@ pub struct TenantPlaneConfig {
     pub provider: Option<ProviderSettings>,
     /// The embedding backend.
     pub embeddings: EmbeddingSettings,
+    /// The store, log ingest, search index and alert correlation settings.
+    pub data: DataSettings,
     /// The values file, if one was given.
     pub values_file: Option<PathBuf>,
     /// Files whose change triggers a reload: the values file and every `*_FILE` secret.
