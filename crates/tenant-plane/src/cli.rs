@@ -233,7 +233,7 @@ async fn serve(inputs: ConfigInputs) -> ExitCode {
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal(state))
         .await;
-    data.store.close().await;
+    data.shutdown().await;
     match result {
         Ok(()) => {
             tracing::info!("tenant plane stopped");

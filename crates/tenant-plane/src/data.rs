@@ -129,6 +129,16 @@ impl Data {
         tokio::spawn(crate::search::embedder::run(self.clone(), state.clone()));
     }
 
+    /// Closes the index writer (releasing its lock) and the database connections. Uncommitted
+    /// index work is redone from the store at the next start.
+    pub async fn shutdown(&self) {
+        let index = self.index.clone();
+        if let Err(e) = blocking(move || index.close()).await {
+            tracing::warn!(error = %e, "closing the search index");
+        }
+        self.store.close().await;
+    }
+
     /// Tells the background tasks that new data was committed, so it becomes searchable
     /// without waiting for the next refresh.
     pub fn notify_written(&self) {

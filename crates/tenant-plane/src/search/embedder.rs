@@ -127,6 +127,27 @@ pub async fn run(data: Arc<Data>, state: Arc<AppState>) {
     }
 }
 
+/// One pass over every tenant without backoff bookkeeping (for tests and tools); the first
+/// provider failure is returned.
+pub async fn run_once(data: &Arc<Data>, state: &Arc<AppState>) -> Result<(), EmbedError> {
+    let published = state.current();
+    let Some(model) = model_key(&published.config.embeddings) else {
+        return Ok(());
+    };
+    for head in data.store.feed_heads().await? {
+        let Ok(tenant) = TenantId::parse(&head.tenant) else {
+            continue;
+        };
+        let client = match state.routes.embeddings(&tenant, &published).await {
+            Ok(Some(c)) => c,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(EmbedError::Provider(e.to_string())),
+        };
+        embed_tenant(data, state, &tenant, &model, &client, head.seq).await?;
+    }
+    Ok(())
+}
+
 async fn cycle(
     data: &Arc<Data>,
     state: &Arc<AppState>,

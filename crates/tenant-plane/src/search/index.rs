@@ -203,7 +203,8 @@ struct Payload {
 /// The index, its reader and its single writer.
 pub struct SearchIndex {
     reader: IndexReader,
-    writer: Mutex<IndexWriter>,
+    /// `None` once closed.
+    writer: Mutex<Option<IndexWriter>>,
     fields: Fields,
     parser: QueryParser,
     committed: Mutex<Payload>,
@@ -263,7 +264,7 @@ impl SearchIndex {
         Ok((
             SearchIndex {
                 reader,
-                writer: Mutex::new(writer),
+                writer: Mutex::new(Some(writer)),
                 fields,
                 parser,
                 committed: Mutex::new(payload),
@@ -351,7 +352,8 @@ impl SearchIndex {
     pub fn put_incident(&self, tenant: &str, doc: &IncidentDoc) -> Result<(), IndexError> {
         let f = &self.fields;
         let i = &doc.incident;
-        let writer = lock(&self.writer);
+        let guard = lock(&self.writer);
+        let writer = open_writer(&guard)?;
         writer.delete_term(Term::from_field_text(f.id, &i.id));
         let mut body = i.description.clone();
         for t in &doc.alert_titles {
@@ -381,7 +383,8 @@ impl SearchIndex {
     /// Indexes (or re-indexes) a runbook.
     pub fn put_runbook(&self, tenant: &str, rb: &Runbook) -> Result<(), IndexError> {
         let f = &self.fields;
-        let writer = lock(&self.writer);
+        let guard = lock(&self.writer);
+        let writer = open_writer(&guard)?;
         writer.delete_term(Term::from_field_text(f.id, &rb.id));
         let mut d = TantivyDocument::default();
         d.add_text(f.tenant, tenant);
@@ -401,7 +404,8 @@ impl SearchIndex {
     /// Indexes log lines (append-only: each line is added once, at a batch boundary).
     pub fn add_logs(&self, tenant: &str, lines: &[FeedLogLine]) -> Result<(), IndexError> {
         let f = &self.fields;
-        let writer = lock(&self.writer);
+        let guard = lock(&self.writer);
+        let writer = open_writer(&guard)?;
         for l in lines {
             let mut d = TantivyDocument::default();
             d.add_text(f.tenant, tenant);
@@ -422,8 +426,10 @@ impl SearchIndex {
 
     /// Drops every document of a tenant (when the store no longer has what the index holds,
     /// for example after a database restore).
-    pub fn delete_tenant(&self, tenant: &str) {
-        lock(&self.writer).delete_term(Term::from_field_text(self.fields.tenant, tenant));
+    pub fn delete_tenant(&self, tenant: &str) -> Result<(), IndexError> {
+        let guard = lock(&self.writer);
+        open_writer(&guard)?.delete_term(Term::from_field_text(self.fields.tenant, tenant));
+        Ok(())
     }
 
     /// Commits everything added so far with new watermarks, and makes it searchable.
@@ -432,7 +438,8 @@ impl SearchIndex {
         payload.watermarks = watermarks;
         let text = serde_json::to_string(&payload).unwrap_or_default();
         {
-            let mut writer = lock(&self.writer);
+            let mut guard = lock(&self.writer);
+            let writer = guard.as_mut().ok_or_else(closed)?;
             let mut prepared = writer.prepare_commit().ctx("preparing a commit")?;
             prepared.set_payload(&text);
             prepared.commit().ctx("committing")?;
@@ -444,10 +451,19 @@ impl SearchIndex {
 
     /// Forgets uncommitted additions (after a failed cycle, so nothing is added twice).
     pub fn rollback(&self) -> Result<(), IndexError> {
-        lock(&self.writer)
-            .rollback()
-            .ctx("rolling back")
-            .map(|_| ())
+        let mut guard = lock(&self.writer);
+        let writer = guard.as_mut().ok_or_else(closed)?;
+        writer.rollback().ctx("rolling back").map(|_| ())
+    }
+
+    /// Stops writing: discards uncommitted additions (they are re-indexed from the store on
+    /// the next start), waits for background merges, and releases the directory lock.
+    pub fn close(&self) -> Result<(), IndexError> {
+        let writer = lock(&self.writer).take();
+        if let Some(w) = writer {
+            w.wait_merging_threads().ctx("finishing merges")?;
+        }
+        Ok(())
     }
 
     /// The number of committed documents of every tenant (for status).
@@ -660,6 +676,17 @@ impl SearchIndex {
             ts: Timestamp(doc.get_first(f.ts).and_then(|v| v.as_i64()).unwrap_or(0)),
         })
     }
+}
+
+fn closed() -> IndexError {
+    IndexError::Tantivy {
+        action: "writing",
+        source: tantivy::TantivyError::InvalidArgument("the index is closed".to_owned()),
+    }
+}
+
+fn open_writer(guard: &Option<IndexWriter>) -> Result<&IndexWriter, IndexError> {
+    guard.as_ref().ok_or_else(closed)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

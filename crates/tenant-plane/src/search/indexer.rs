@@ -89,7 +89,7 @@ pub async fn cycle(data: &Arc<Data>, state: &Arc<AppState>) -> Result<bool, Serv
                 stored = head.seq,
                 "search index is ahead of the store; re-indexing the tenant"
             );
-            data.index.delete_tenant(tenant.as_str());
+            data.index.delete_tenant(tenant.as_str())?;
             wm = 0;
             marks.insert(head.tenant.clone(), 0);
             changed = true;

@@ -522,7 +522,12 @@ impl Store {
             .await
             .ctx("updating an incident's status")?
             .rows_affected();
-            tx.commit().await.ctx("committing a status change")?;
+            if n == 0 {
+                // Nothing changed: leave no empty batch behind.
+                tx.rollback().await.ctx("rolling back")?;
+            } else {
+                tx.commit().await.ctx("committing a status change")?;
+            }
             n
         });
         if updated == 0 {
