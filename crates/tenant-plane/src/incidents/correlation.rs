@@ -6,10 +6,11 @@
 //!    (the sender's own deduplication key) gets it, whatever the time (Alertmanager re-sends
 //!    firing alerts every few hours).
 //! 2. **Candidates**: open or acknowledged incidents of the same service that were started,
-//!    created or alerted within `TP_CORRELATION_WINDOW` (default 2 h) before the alert fired,
-//!    most recently active first (at most 20).
-//! 3. **Similarity** between the alert (title and description) and each candidate (title,
-//!    description, its latest alert titles):
+//!    created or alerted within `TP_CORRELATION_WINDOW` (default 2 h) of the time the alert
+//!    fired (before or after: alerts may arrive late), most recently active first (at most
+//!    20).
+//! 3. **Similarity** between the alert (title and description) and each candidate (its title
+//!    and description, and its latest alert titles; a candidate scores its best piece):
 //!    - with an embedding provider: cosine similarity of the embeddings, one provider call for
 //!      the alert and every candidate; attached when the best is at least
 //!      `TP_CORRELATION_EMBEDDING_THRESHOLD` (default 0.80);
@@ -42,7 +43,7 @@ use crate::store::{Alert, Incident, IncidentStatus, Timestamp};
 
 /// Candidates compared per alert.
 const MAX_CANDIDATES: u32 = 20;
-/// Latest alert titles of each candidate taken into account.
+/// Latest alert titles of each candidate read for keyword similarity.
 const ALERT_TITLES: u32 = 5;
 
 /// What happened to the alert.
@@ -117,20 +118,19 @@ pub struct CorrelationOutcome {
     pub correlation: Correlation,
 }
 
-fn alert_text(a: &NewAlert) -> String {
-    let desc: String = a.description.chars().take(500).collect();
-    format!("{}\n{}", a.title, desc)
+/// How an alert or an incident reads for similarity: the title, then the start of the
+/// description when there is one. Alerts and incidents opened from them read the same.
+fn text_of(title: &str, description: &str) -> String {
+    let desc: String = description.chars().take(500).collect();
+    if desc.trim().is_empty() {
+        title.to_owned()
+    } else {
+        format!("{title}\n{desc}")
+    }
 }
 
-fn candidate_text(i: &Incident, alert_titles: &[String]) -> String {
-    let desc: String = i.description.chars().take(500).collect();
-    let mut t = format!("{}\n{}", i.title, desc);
-    for a in alert_titles.iter().take(ALERT_TITLES as usize) {
-        t.push('\n');
-        t.push_str(a);
-    }
-    t
-}
+/// Embedded per candidate besides its own text: its latest distinct alert titles.
+const EMBEDDED_ALERT_TITLES: usize = 2;
 
 /// Correlates and stores one alert.
 pub async fn correlate(
@@ -170,7 +170,13 @@ pub async fn correlate(
 
     let candidates = data
         .store
-        .correlation_candidates(tenant, &alert.service, fired.minus(window), MAX_CANDIDATES)
+        .correlation_candidates(
+            tenant,
+            &alert.service,
+            fired.minus(window),
+            fired.plus(window),
+            MAX_CANDIDATES,
+        )
         .await?;
     if candidates.is_empty() {
         let correlation = Correlation {
@@ -182,7 +188,7 @@ pub async fn correlate(
             candidates: Vec::new(),
             window_seconds: window.as_secs(),
             reason: format!(
-                "no open incident of service {} was active in the {} before the alert",
+                "no open incident of service {} was active within {} of the alert",
                 alert.service,
                 human(window)
             ),
@@ -243,7 +249,7 @@ pub async fn correlate(
             decision: Decision::Attached,
             method,
             score: Some(round(best)),
-            threshold: Some(round(threshold)),
+            threshold: Some(shown(threshold)),
             matched_incident_id: Some(incident.id.clone()),
             candidates: candidate_scores,
             window_seconds: window.as_secs(),
@@ -259,7 +265,7 @@ pub async fn correlate(
             decision: Decision::Created,
             method,
             score: Some(round(best)),
-            threshold: Some(round(threshold)),
+            threshold: Some(shown(threshold)),
             matched_incident_id: None,
             candidates: candidate_scores,
             window_seconds: window.as_secs(),
@@ -271,6 +277,11 @@ pub async fn correlate(
         };
         open_new(data, tenant, alert, correlation).await
     }
+}
+
+/// A configured threshold as the operator wrote it (0.8, not 0.800000011920929).
+fn shown(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(f64::from(x))
 }
 
 /// Scores are shown to three decimals (the thresholds are configured that way too, and f32
@@ -305,12 +316,24 @@ async fn embedding_scores(
         Ok(None) => return Ok(None),
         Err(e) => return Err(e.to_string()),
     };
-    let mut texts = vec![alert_text(alert)];
-    for c in candidates {
-        texts.push(candidate_text(
-            c,
-            titles.get(&c.id).map(Vec::as_slice).unwrap_or_default(),
-        ));
+    // The alert, then for each candidate its own text and its latest alert titles; a
+    // candidate scores its best piece.
+    let mut texts = vec![text_of(&alert.title, &alert.description)];
+    let mut owner: Vec<usize> = Vec::new();
+    for (i, c) in candidates.iter().enumerate() {
+        texts.push(text_of(&c.title, &c.description));
+        owner.push(i);
+        let mut seen: Vec<&str> = Vec::new();
+        for t in titles.get(&c.id).map(Vec::as_slice).unwrap_or_default() {
+            if seen.len() == EMBEDDED_ALERT_TITLES {
+                break;
+            }
+            if !seen.contains(&t.as_str()) && *t != c.title {
+                seen.push(t);
+                texts.push(t.clone());
+                owner.push(i);
+            }
+        }
     }
     // Correlation waits for the model at most as long as a search would, then judges by
     // keywords: an alert must never be lost or delayed because the provider is slow.
@@ -331,7 +354,11 @@ async fn embedding_scores(
         }
     };
     let (first, rest) = vectors.split_first().ok_or("no vectors returned")?;
-    Ok(Some(rest.iter().map(|v| dot(first, v).max(0.0)).collect()))
+    let mut scores = vec![0.0f32; candidates.len()];
+    for (v, &i) in rest.iter().zip(&owner) {
+        scores[i] = scores[i].max(dot(first, v));
+    }
+    Ok(Some(scores))
 }
 
 fn keyword_scores(
@@ -340,7 +367,7 @@ fn keyword_scores(
     titles: &HashMap<String, Vec<String>>,
 ) -> Vec<f32> {
     let a = keywords(&alert.title);
-    let a_full = keywords(&alert_text(alert));
+    let a_full = keywords(&text_of(&alert.title, &alert.description));
     candidates
         .iter()
         .map(|c| {

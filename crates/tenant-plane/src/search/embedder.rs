@@ -233,7 +233,8 @@ async fn embed_tenant(
     for (rb, _) in data.store.runbooks_between(tenant, from, target).await? {
         chunks.extend(runbook_chunks(&rb));
     }
-    let mut cursor = (from, i64::MIN);
+    // Every shape of batch `from` is embedded already: start after all of them.
+    let mut cursor = (from, i64::MAX);
     loop {
         let page = data
             .store

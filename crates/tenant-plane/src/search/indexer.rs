@@ -131,11 +131,12 @@ pub async fn cycle(data: &Arc<Data>, state: &Arc<AppState>) -> Result<bool, Serv
             tracing::info!(tenant = %tenant, log_lines = backlog, from_batch = wm, "search index: catching up");
         }
         let mut done: i64 = 0;
-        let mut cursor = (wm, String::new());
+        // Batch `wm` is fully indexed: start after it, then after the last line seen.
+        let mut cursor: (i64, Option<String>) = (wm, None);
         loop {
             let page = data
                 .store
-                .log_lines_after(&tenant, cursor.0, &cursor.1, target, PAGE)
+                .log_lines_after(&tenant, cursor.0, cursor.1.as_deref(), target, PAGE)
                 .await?;
             let Some(first) = page.first() else {
                 break;
@@ -151,7 +152,7 @@ pub async fn cycle(data: &Arc<Data>, state: &Arc<AppState>) -> Result<bool, Serv
             }
             let full = page.len() as u32 == PAGE;
             if let Some(last) = page.last() {
-                cursor = (last.seq, last.id.clone());
+                cursor = (last.seq, Some(last.id.clone()));
             }
             done += page.len() as i64;
             pending += page.len();

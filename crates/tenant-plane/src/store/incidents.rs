@@ -762,14 +762,15 @@ impl Store {
         Ok(Page { items, next_cursor })
     }
 
-    /// Open (or acknowledged) incidents of a service that were active at or after `since`
-    /// (started, created or alerted), most recently active first: the candidates a new alert
-    /// may join.
+    /// Open (or acknowledged) incidents of a service that were active (started, created or
+    /// alerted) between `from` and `to`, most recently active first: the candidates a new
+    /// alert may join.
     pub async fn correlation_candidates(
         &self,
         tenant: &TenantId,
         service: &str,
-        since: Timestamp,
+        from: Timestamp,
+        to: Timestamp,
         limit: u32,
     ) -> Result<Vec<Incident>, StoreError> {
         let rows: Vec<IncidentRow> = with_pool!(self, |pool| {
@@ -778,12 +779,14 @@ impl Store {
                 incident_columns!(),
                 " FROM incidents WHERE tenant = $1 AND service = $2 \
                    AND status IN ('open', 'acknowledged') \
-                   AND (COALESCE(last_alert_at, started_at) >= $3 OR created_at >= $3) \
-                 ORDER BY COALESCE(last_alert_at, started_at) DESC, id DESC LIMIT $4"
+                   AND (COALESCE(last_alert_at, started_at) BETWEEN $3 AND $4 \
+                        OR created_at BETWEEN $3 AND $4) \
+                 ORDER BY COALESCE(last_alert_at, started_at) DESC, id DESC LIMIT $5"
             ))
             .bind(tenant.as_str())
             .bind(service)
-            .bind(since.0)
+            .bind(from.0)
+            .bind(to.0)
             .bind(i64::from(limit))
             .fetch_all(pool)
             .await

@@ -441,28 +441,41 @@ impl Store {
         rows.into_iter().map(LogLine::try_from).collect()
     }
 
-    /// Log lines written in batches after `(after_seq, after_id)` up to batch `upto`, in
-    /// (batch, id) order, one page: what the search index tails.
+    /// Log lines written after a position up to batch `upto`, in (batch, id) order, one page:
+    /// what the search index tails. The position is a whole batch (`after_id` `None`: every
+    /// line of batch `after_seq` is already seen) or a line within one (the last line seen).
     pub async fn log_lines_after(
         &self,
         tenant: &TenantId,
         after_seq: i64,
-        after_id: &str,
+        after_id: Option<&str>,
         upto: i64,
         limit: u32,
     ) -> Result<Vec<FeedLogLine>, StoreError> {
         let rows: Vec<FeedLogRow> = with_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT id, incident_id, service, ts, level, message, template, seq FROM log_lines \
-                 WHERE tenant = $1 AND (seq, id) > ($2, $3) AND seq <= $4 ORDER BY seq, id LIMIT $5",
-            )
-            .bind(tenant.as_str())
-            .bind(after_seq)
-            .bind(after_id)
-            .bind(upto)
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await
+            match after_id {
+                None => sqlx::query_as(
+                    "SELECT id, incident_id, service, ts, level, message, template, seq FROM log_lines \
+                     WHERE tenant = $1 AND seq > $2 AND seq <= $3 ORDER BY seq, id LIMIT $4",
+                )
+                .bind(tenant.as_str())
+                .bind(after_seq)
+                .bind(upto)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await,
+                Some(id) => sqlx::query_as(
+                    "SELECT id, incident_id, service, ts, level, message, template, seq FROM log_lines \
+                     WHERE tenant = $1 AND (seq, id) > ($2, $3) AND seq <= $4 ORDER BY seq, id LIMIT $5",
+                )
+                .bind(tenant.as_str())
+                .bind(after_seq)
+                .bind(id)
+                .bind(upto)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await,
+            }
             .ctx("reading new log lines")?
         });
         rows.into_iter()
@@ -501,7 +514,8 @@ impl Store {
         })
     }
 
-    /// Message shapes first seen in batches after `(after_seq, after_template)` up to `upto`.
+    /// Message shapes first seen after `(after_seq, after_template)` up to batch `upto`
+    /// (`after_template` `i64::MAX` skips the whole batch `after_seq`).
     pub async fn templates_after(
         &self,
         tenant: &TenantId,

@@ -432,7 +432,13 @@ pub async fn correlation_candidates_respect_service_status_and_window(env: TestE
     .unwrap();
 
     let found = s
-        .correlation_candidates(&t, "api", Timestamp(now.0 - 2 * HOUR), 20)
+        .correlation_candidates(
+            &t,
+            "api",
+            Timestamp(now.0 - 2 * HOUR),
+            Timestamp(now.0 + 2 * HOUR),
+            20,
+        )
         .await
         .unwrap();
     let titles: Vec<&str> = found.iter().map(|i| i.title.as_str()).collect();
@@ -442,13 +448,30 @@ pub async fn correlation_candidates_respect_service_status_and_window(env: TestE
     assert_eq!(titles, ["acked", "revived", "recent", "old"]);
     assert_eq!(found[2].id, recent.id);
     assert_eq!(found[3].id, old.id);
-    let narrow = s
-        .correlation_candidates(&t, "api", Timestamp(now.0 + HOUR), 20)
+    let later = s
+        .correlation_candidates(
+            &t,
+            "api",
+            Timestamp(now.0 + HOUR),
+            Timestamp(now.0 + 3 * HOUR),
+            20,
+        )
+        .await
+        .unwrap();
+    assert!(later.is_empty(), "nothing was active in a later window");
+    let earlier = s
+        .correlation_candidates(
+            &t,
+            "api",
+            Timestamp(now.0 - 30 * HOUR),
+            Timestamp(now.0 - 15 * HOUR),
+            20,
+        )
         .await
         .unwrap();
     assert!(
-        narrow.is_empty(),
-        "nothing was active after the window start"
+        earlier.is_empty(),
+        "revived started 20h ago but its activity is recent: {earlier:?}"
     );
 }
 
@@ -548,13 +571,13 @@ pub async fn log_ingest_is_one_batch_and_lists_by_scope(env: TestEnv) {
     );
 
     let feed = s
-        .log_lines_after(&t, head_before, "", summary.seq, 3000)
+        .log_lines_after(&t, head_before, None, summary.seq, 3000)
         .await
         .unwrap();
     assert_eq!(feed.len(), 3000);
     let last = feed.last().unwrap();
     let more = s
-        .log_lines_after(&t, last.seq, &last.id, summary.seq, 3000)
+        .log_lines_after(&t, last.seq, Some(&last.id), summary.seq, 3000)
         .await
         .unwrap();
     assert_eq!(
@@ -562,6 +585,18 @@ pub async fn log_ingest_is_one_batch_and_lists_by_scope(env: TestEnv) {
         2000,
         "the feed pages through a batch without loss"
     );
+    // A second batch: reading after the first batch returns only the second.
+    let second = s.ingest_logs(&t, &lines[..10]).await.unwrap();
+    let after_first = s
+        .log_lines_after(&t, summary.seq, None, second.seq, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        after_first.len(),
+        10,
+        "a finished batch is never read again"
+    );
+    assert!(after_first.iter().all(|l| l.seq == second.seq));
 }
 
 pub async fn log_patterns_group_recurring_messages(env: TestEnv) {
@@ -712,7 +747,7 @@ pub async fn tenants_are_isolated_in_the_store(env: TestEnv) {
             .is_none()
     );
     assert!(
-        s.correlation_candidates(&b, "api", Timestamp(0), 10)
+        s.correlation_candidates(&b, "api", Timestamp(0), Timestamp(i64::MAX), 10)
             .await
             .unwrap()
             .is_empty()
