@@ -17,7 +17,8 @@ pub enum Backend {
 /// A running tenant plane and, for PostgreSQL, its database (dropped after the server).
 pub struct Server {
     pub tp: Tp,
-    pub pg: Option<PgDb>,
+    /// Held so the database outlives the server (fields drop in order).
+    _pg: Option<PgDb>,
 }
 
 impl Server {
@@ -32,7 +33,7 @@ impl Server {
             all.push(("TP_DATABASE_URL", db.url.as_str()));
         }
         let tp = tokio::task::block_in_place(|| Tp::start(&all, &[]));
-        Some(Server { tp, pg })
+        Some(Server { tp, _pg: pg })
     }
 
     /// A client for one tenant.
