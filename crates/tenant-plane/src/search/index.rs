@@ -32,11 +32,14 @@ use crate::store::{Runbook, Timestamp};
 
 /// Bumped whenever the schema or what documents hold changes: an index of another version is
 /// rebuilt.
-const SCHEMA_VERSION: u32 = 1;
+const SCHEMA_VERSION: u32 = 2;
 /// Indexing memory, split across the writer's threads.
 const WRITER_MEMORY: usize = 96 * 1024 * 1024;
 /// Longest snippet, in characters.
 const SNIPPET_CHARS: usize = 220;
+/// When collapsing log lines by shape, how many more hits than asked for are read, at most.
+const COLLAPSE_DEPTH: usize = 5;
+const MAX_COLLAPSE_FETCH: usize = 500;
 
 /// What a search document is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -152,6 +155,8 @@ pub struct IndexedDoc {
     pub incident_id: Option<String>,
     /// Its time.
     pub ts: Timestamp,
+    /// A log line's message shape (lines differing only in numbers and ids share it).
+    pub template: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -167,6 +172,7 @@ struct Fields {
     status: Field,
     incident_id: Field,
     ts: Field,
+    template: Field,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -188,6 +194,7 @@ fn schema() -> (Schema, Fields) {
         status: b.add_text_field("status", STRING | STORED),
         incident_id: b.add_text_field("incident_id", STRING | STORED),
         ts: b.add_i64_field("ts", INDEXED | FAST | STORED),
+        template: b.add_i64_field("template", STORED),
     };
     (b.build(), fields)
 }
@@ -419,6 +426,7 @@ impl SearchIndex {
                 d.add_text(f.incident_id, i);
             }
             d.add_i64(f.ts, l.ts.0);
+            d.add_i64(f.template, l.template);
             writer.add_document(d).ctx("adding a log line")?;
         }
         Ok(())
@@ -520,15 +528,24 @@ impl SearchIndex {
     /// Query syntax: words (any may match; more matches rank higher), `"exact phrases"`,
     /// `+required`, `-excluded`, `title:word`. Unparseable syntax is searched as words rather
     /// than refused.
+    ///
+    /// With `collapse`, log lines that share a message shape count once (the best-ranked
+    /// one): otherwise a thousand copies of one error would crowd out everything else.
     pub fn search(
         &self,
         tenant: &str,
         text: &str,
         filters: &Filters,
         limit: usize,
+        collapse: bool,
     ) -> Result<Vec<(IndexedDoc, Highlighted)>, IndexError> {
         let searcher = self.reader.searcher();
-        let limit = limit.max(1);
+        let wanted = limit.max(1);
+        let limit = if collapse {
+            (wanted * COLLAPSE_DEPTH).min(MAX_COLLAPSE_FETCH)
+        } else {
+            wanted
+        };
         let mut clauses = self.tenant_filter(tenant, filters);
         let text = text.trim();
         let user_query: Option<Box<dyn Query>> = if text.is_empty() || text == "*" {
@@ -566,12 +583,22 @@ impl SearchIndex {
             )),
             None => None,
         };
-        let mut out = Vec::with_capacity(hits.len());
+        let mut out = Vec::with_capacity(wanted);
+        let mut shapes = std::collections::HashSet::new();
         for (score, addr) in hits {
+            if out.len() == wanted {
+                break;
+            }
             let doc: TantivyDocument = searcher.doc(addr).ctx("reading a document")?;
             let Some(mut found) = self.to_indexed(&doc) else {
                 continue;
             };
+            if collapse
+                && let Some(t) = found.template
+                && !shapes.insert(t)
+            {
+                continue;
+            }
             found.score = score;
             let highlight = match &generators {
                 Some((body, title)) => best_highlight(&found, body, title),
@@ -674,6 +701,7 @@ impl SearchIndex {
             status: text(f.status),
             incident_id: text(f.incident_id),
             ts: Timestamp(doc.get_first(f.ts).and_then(|v| v.as_i64()).unwrap_or(0)),
+            template: doc.get_first(f.template).and_then(|v| v.as_i64()),
         })
     }
 }

@@ -197,7 +197,7 @@ fn result_from(
     }
 }
 
-fn log_as_doc(l: &LogLine) -> IndexedDoc {
+fn log_as_doc(l: &LogLine, template: i64) -> IndexedDoc {
     IndexedDoc {
         kind: DocKind::Log,
         id: l.id.clone(),
@@ -209,6 +209,7 @@ fn log_as_doc(l: &LogLine) -> IndexedDoc {
         status: None,
         incident_id: l.incident_id.clone(),
         ts: l.ts,
+        template: Some(template),
     }
 }
 
@@ -364,10 +365,12 @@ pub async fn search(
     } else {
         limit
     };
+    // Unless the caller asked for log lines, one line per message shape is enough.
+    let collapse = req.filters.kind != Some(DocKind::Log);
     let keyword = {
         let index = data.index.clone();
         let (t, q, f) = (tenant.to_string(), q.clone(), req.filters.clone());
-        blocking(move || index.search(&t, &q, &f, keyword_depth)).await?
+        blocking(move || index.search(&t, &q, &f, keyword_depth, collapse)).await?
     };
 
     let qvec = match vector {
@@ -388,7 +391,7 @@ pub async fn search(
         }
     };
 
-    let vector_docs = vector_candidates(data, tenant, &req.filters, &qvec).await?;
+    let vector_docs = vector_candidates(data, tenant, &req.filters, &qvec, collapse).await?;
 
     let mut details: HashMap<(DocKind, String), (IndexedDoc, Option<Highlighted>)> = HashMap::new();
     let keyword_keys: Vec<(DocKind, String)> = keyword
@@ -412,10 +415,20 @@ pub async fn search(
     let fused = reciprocal_rank_fusion(&[keyword_keys.clone(), vector_keys.clone()]);
 
     let mut results = Vec::with_capacity(limit);
-    for (key, score) in fused.into_iter().take(limit) {
+    let mut shapes = std::collections::HashSet::new();
+    for (key, score) in fused {
+        if results.len() == limit {
+            break;
+        }
         let Some((doc, highlight)) = details.get(&key) else {
             continue;
         };
+        if collapse
+            && let Some(t) = doc.template
+            && !shapes.insert(t)
+        {
+            continue;
+        }
         let h = match highlight {
             Some(h) => h.clone(),
             None => data.index.highlight(&doc.body, &q),
@@ -445,7 +458,9 @@ async fn vector_candidates(
     tenant: &TenantId,
     filters: &Filters,
     qvec: &[f32],
+    collapse: bool,
 ) -> Result<Vec<IndexedDoc>, ServiceError> {
+    let per_template = if collapse { 1 } else { LINES_PER_TEMPLATE };
     let kinds: Vec<&str> = match filters.kind {
         Some(DocKind::Incident) => vec![vkind::INCIDENT],
         Some(DocKind::Runbook) => vec![vkind::RUNBOOK],
@@ -493,15 +508,15 @@ async fn vector_candidates(
                 levels: log_levels.clone(),
                 since: filters.since,
                 until: filters.until,
-                limit: LINES_PER_TEMPLATE,
+                limit: per_template,
                 cursor: None,
             };
             for line in data
                 .store
-                .latest_lines_with_template(tenant, template, &filter, LINES_PER_TEMPLATE)
+                .latest_lines_with_template(tenant, template, &filter, per_template)
                 .await?
             {
-                out.push(log_as_doc(&line));
+                out.push(log_as_doc(&line, template));
             }
         } else if let Some(doc) = found.get(&hit.doc_id)
             && passes(doc, filters)

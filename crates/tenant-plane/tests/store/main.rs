@@ -13,6 +13,7 @@
 #[path = "../common/pg.rs"]
 mod pg;
 
+mod fixture_cases;
 mod search_cases;
 mod store_cases;
 
@@ -170,4 +171,5 @@ mod generated {
         hybrid_search_fuses_vectors_and_switches_models,
         provider_down_search_stays_keyword,
     );
+    both_backends!(fixture_cases: fixture_queries_find_what_responders_need);
 }
