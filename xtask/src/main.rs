@@ -2,6 +2,7 @@
 //!
 //! - `cargo xtask ci`: exactly what CI runs (`.ci/run` calls it): formatting, lints, the
 //!   workspace lint-inheritance check, and the full test suite.
+//! - `cargo xtask bench search`: search recall, latency and ingest throughput (not in CI).
 
 #![allow(
     clippy::print_stderr,
@@ -13,10 +14,14 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+mod bench;
+mod http;
+
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
         Some("ci") => ci(),
+        Some("bench") => bench::run(&args.collect::<Vec<_>>()),
         Some("help") | Some("--help") | None => {
             usage();
             Ok(())
@@ -30,7 +35,7 @@ fn main() -> Result<()> {
 
 fn usage() {
     eprintln!(
-        "usage: cargo xtask <task>\n\ntasks:\n  ci    formatting, clippy -D warnings, lint inheritance, and every test (what CI runs)"
+        "usage: cargo xtask <task>\n\ntasks:\n  ci    formatting, clippy -D warnings, lint inheritance, and every test (what CI runs)\n  bench search [--lines N] [--skip-hybrid] [--postgres]\n        search recall@10 (keyword, hybrid), latency at 1M log lines, ingest throughput"
     );
 }
 
