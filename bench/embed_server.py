@@ -13,6 +13,10 @@ its PyTorch dependency:
     target/bench-venv/bin/python bench/embed_server.py --port 8811
 
 `cargo xtask bench search` does all of this itself.
+
+Checked against sentence-transformers (with PyTorch) on this model: `--self-test` prints the
+same similarities and vector components to within 1e-7 (0.641133 for the paraphrase pair,
+0.046225 for the unrelated one).
 """
 
 import argparse

