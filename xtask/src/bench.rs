@@ -172,7 +172,20 @@ fn machine() -> Value {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    json!({"cpu": cpu, "cores": cores, "build": "release (thin LTO)"})
+    json!({"cpu": cpu, "cores": cores, "build": "release (thin LTO)", "load_average_at_start": load_average()})
+}
+
+/// The 1-minute load average: other work on the machine slows the benchmark down.
+fn load_average() -> Value {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| {
+            t.split_whitespace()
+                .next()
+                .and_then(|x| x.parse::<f64>().ok())
+        })
+        .map(Value::from)
+        .unwrap_or(Value::Null)
 }
 
 /// A running release `atlasai-tp`, killed on drop.
@@ -826,6 +839,7 @@ fn scale(lines: usize, postgres: Option<&str>) -> Result<Value> {
         }
     }
     let ingest_wall = started.elapsed();
+    let load_at_ingest_end = load_average();
     let caught_up = Instant::now();
     wait_for(
         &tp,
@@ -861,6 +875,7 @@ fn scale(lines: usize, postgres: Option<&str>) -> Result<Value> {
         "q=error".into(),
         "q=&kind=log&service=ledger-service&severity=error".into(),
     ];
+    let load_before_search = load_average();
     // Warm up once, then measure.
     for q in &queries {
         expect(
@@ -916,6 +931,8 @@ fn scale(lines: usize, postgres: Option<&str>) -> Result<Value> {
         "search_server_took_p50_ms": percentile(&server_ms, 50.0),
         "search_server_took_p99_ms": percentile(&server_ms, 99.0),
         "per_query": per_query,
+        "load_average_during_ingest_end": load_at_ingest_end,
+        "load_average_before_search": load_before_search,
     });
     eprintln!(
         "    search p50 {:.2} ms, p99 {:.2} ms over {} requests",
@@ -948,11 +965,14 @@ fn markdown(v: &Value) -> String {
     let mut out = String::new();
     out.push_str("# Search benchmark (`cargo xtask bench search`)\n\n");
     out.push_str(&format!(
-        "Machine: {} ({} cores), {}; database {}.\n\n",
+        "Machine: {} ({} cores), {}; database {}. Load average (other work on the machine): {} at start, {} at the end of ingest, {} before the latency run.\n\n",
         v["machine"]["cpu"].as_str().unwrap_or_default(),
         v["machine"]["cores"],
         v["machine"]["build"].as_str().unwrap_or_default(),
-        v["database"].as_str().unwrap_or_default()
+        v["database"].as_str().unwrap_or_default(),
+        v["machine"]["load_average_at_start"],
+        v["scale"]["load_average_during_ingest_end"],
+        v["scale"]["load_average_before_search"],
     ));
     out.push_str("## Recall@10 on the labelled fixtures (`tests/fixtures/search`)\n\n");
     out.push_str(
