@@ -9,8 +9,8 @@
 //!    mix of queries through `GET /api/search`, measured by the client on one kept-alive
 //!    connection.
 //!
-//! Results go to `bench/results/search.md` (and `.json`). Nothing here runs in CI; it only has
-//! to build there.
+//! Results go to `bench/results/search.md` (and `.json`; `search-postgres.*` with `--postgres`).
+//! Nothing here runs in CI; it only has to build there.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -148,14 +148,12 @@ pub fn run(args: &[String]) -> Result<()> {
 
     let dir = root().join("bench/results");
     std::fs::create_dir_all(&dir)?;
+    let name = if opts.postgres.is_some() { "search-postgres" } else { "search" };
     let value = Value::Object(report.into_iter().collect());
-    std::fs::write(
-        dir.join("search.json"),
-        serde_json::to_string_pretty(&value)? + "\n",
-    )?;
+    std::fs::write(dir.join(format!("{name}.json")), serde_json::to_string_pretty(&value)? + "\n")?;
     let md = markdown(&value);
-    std::fs::write(dir.join("search.md"), &md)?;
-    eprintln!("\n{md}\nwritten to bench/results/search.md and search.json");
+    std::fs::write(dir.join(format!("{name}.md")), &md)?;
+    eprintln!("\n{md}\nwritten to bench/results/{name}.md and {name}.json");
     Ok(())
 }
 
