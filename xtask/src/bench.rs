@@ -148,9 +148,16 @@ pub fn run(args: &[String]) -> Result<()> {
 
     let dir = root().join("bench/results");
     std::fs::create_dir_all(&dir)?;
-    let name = if opts.postgres.is_some() { "search-postgres" } else { "search" };
+    let name = if opts.postgres.is_some() {
+        "search-postgres"
+    } else {
+        "search"
+    };
     let value = Value::Object(report.into_iter().collect());
-    std::fs::write(dir.join(format!("{name}.json")), serde_json::to_string_pretty(&value)? + "\n")?;
+    std::fs::write(
+        dir.join(format!("{name}.json")),
+        serde_json::to_string_pretty(&value)? + "\n",
+    )?;
     let md = markdown(&value);
     std::fs::write(dir.join(format!("{name}.md")), &md)?;
     eprintln!("\n{md}\nwritten to bench/results/{name}.md and {name}.json");
@@ -191,7 +198,8 @@ struct Tp {
     child: Child,
     addr: String,
     _dir: PathBuf,
-    _db: Option<String>,
+    /// The PostgreSQL admin URL, when the run uses the `atlasai_bench` database.
+    postgres_admin: Option<String>,
 }
 
 impl Tp {
@@ -214,11 +222,8 @@ impl Tp {
             .envs(vars.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let mut db = None;
         if let Some(admin) = postgres {
-            let url = fresh_postgres(admin)?;
-            cmd.env("TP_DATABASE_URL", &url);
-            db = Some(url);
+            cmd.env("TP_DATABASE_URL", fresh_postgres(admin)?);
         }
         let mut child = cmd
             .spawn()
@@ -249,7 +254,7 @@ impl Tp {
             child,
             addr,
             _dir: dir,
-            _db: db,
+            postgres_admin: postgres.map(str::to_owned),
         })
     }
 
@@ -262,6 +267,16 @@ impl Drop for Tp {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Leave nothing behind on the database server.
+        if let Some(admin) = &self.postgres_admin {
+            let _ = Command::new("psql")
+                .args([
+                    admin.as_str(),
+                    "-qc",
+                    "DROP DATABASE IF EXISTS atlasai_bench WITH (FORCE)",
+                ])
+                .status();
+        }
     }
 }
 
