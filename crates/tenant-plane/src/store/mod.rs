@@ -330,3 +330,47 @@ pub(crate) fn json_or_corrupt<T: serde::de::DeserializeOwned>(
 ) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| corrupt(what, e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_migration_file_is_embedded_for_both_engines() {
+        for engine in ["sqlite", "postgres"] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .join(engine);
+            let mut files: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            files.sort();
+            assert_eq!(
+                files, MIGRATION_FILES,
+                "{engine}: add new files to the lists in store/mod.rs"
+            );
+        }
+        let versions = |list: &[(i64, &str, &str)]| list.iter().map(|m| m.0).collect::<Vec<_>>();
+        assert_eq!(versions(SQLITE_MIGRATIONS), versions(POSTGRES_MIGRATIONS));
+        assert_eq!(SQLITE_MIGRATIONS.len(), MIGRATION_FILES.len());
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_junk() {
+        let c = encode_cursor(
+            1_762_092_187_250_000,
+            "01a205e8-5277-770a-b2f6-66b9f8e44f52",
+        );
+        assert_eq!(
+            decode_cursor(&c),
+            Some((
+                1_762_092_187_250_000,
+                "01a205e8-5277-770a-b2f6-66b9f8e44f52".to_owned()
+            ))
+        );
+        for junk in ["", "x_y", "12", "12_", "12_' OR 1=1 --"] {
+            assert_eq!(decode_cursor(junk), None, "{junk}");
+        }
+    }
+}
