@@ -4,6 +4,7 @@
 //!   workspace lint-inheritance check, and the full test suite (which includes the portal's
 //!   headless-Chromium test, `tests/tests/browser.rs`; `.ci/run` installs Chromium and the
 //!   Node packages it needs).
+//! - `cargo xtask bench search|credits`: benchmarks (not in CI), numbers reported, never asserted.
 
 #![allow(
     clippy::print_stderr,
@@ -14,6 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+
+mod bench;
+mod http;
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -27,7 +31,7 @@ fn main() -> Result<()> {
             };
             fuzz(seconds).map(|_| ())
         }
-        Some("bench") => bench(args.next().as_deref(), args.next()),
+        Some("bench") => bench(&args.collect::<Vec<_>>()),
         Some("help") | Some("--help") | None => {
             usage();
             Ok(())
@@ -41,7 +45,7 @@ fn main() -> Result<()> {
 
 fn usage() {
     eprintln!(
-        "usage: cargo xtask <task>\n\ntasks:\n  ci                               formatting, clippy -D warnings, lint inheritance, every test, and a short fuzz run (what CI runs)\n  fuzz [--seconds N]               run every cargo-fuzz target for N seconds (default 60)\n  bench credits [sqlite|postgres]  credit debits under concurrency and the cost of an unchanged settings poll (release build)"
+        "usage: cargo xtask <task>\n\ntasks:\n  ci                               formatting, clippy -D warnings, lint inheritance, every test, and a short fuzz run (what CI runs)\n  fuzz [--seconds N]               run every cargo-fuzz target for N seconds (default 60)\n  bench search [--lines N] [--skip-hybrid] [--postgres]\n                                   search recall@10 (keyword, hybrid), latency at 1M log lines, ingest throughput\n  bench credits [sqlite|postgres]  credit debits under concurrency and the cost of an unchanged settings poll (release build)"
     );
 }
 
@@ -245,8 +249,10 @@ fn fuzz(seconds: u64) -> Result<Vec<(String, u64)>> {
 }
 
 /// Benchmarks report numbers; they are never asserted in tests.
-fn bench(what: Option<&str>, arg: Option<String>) -> Result<()> {
-    match what {
+fn bench(args: &[String]) -> Result<()> {
+    let arg = args.get(1).cloned();
+    match args.first().map(String::as_str) {
+        Some("search") => bench::run(args),
         Some("credits") => {
             let mut cmd = cargo();
             cmd.args([
@@ -263,7 +269,9 @@ fn bench(what: Option<&str>, arg: Option<String>) -> Result<()> {
         }
         other => {
             usage();
-            bail!("unknown benchmark {other:?}; try `cargo xtask bench credits`")
+            bail!(
+                "unknown benchmark {other:?}; try `cargo xtask bench search` or `cargo xtask bench credits`"
+            )
         }
     }
 }

@@ -189,6 +189,15 @@ async fn serve(inputs: ConfigInputs) -> ExitCode {
     } else {
         None
     };
+    // The store and the search index open (and migrate, or rebuild) before the port is bound,
+    // so a tenant plane that answers is one that can serve its data.
+    let data = match crate::data::Data::open(&config).await {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "atlasai-tp: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let listener = match tokio::net::TcpListener::bind(config.bind_addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -216,6 +225,8 @@ async fn serve(inputs: ConfigInputs) -> ExitCode {
     };
     let embeddings = config.embeddings.provider_name();
     let state = AppState::new(config, inputs, generated);
+    state.attach_data(data.clone());
+    data.start(&state);
     crate::reload::spawn(state.clone());
     crate::cp::spawn(state.clone());
     tracing::info!(address = %local, "tenant plane listening; {summary}; embeddings {embeddings}");
@@ -223,6 +234,7 @@ async fn serve(inputs: ConfigInputs) -> ExitCode {
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal(state))
         .await;
+    data.shutdown().await;
     match result {
         Ok(()) => {
             tracing::info!("tenant plane stopped");

@@ -2,7 +2,7 @@
 //! and the last reload's outcome.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
@@ -55,6 +55,9 @@ pub struct AppState {
     pub cp_connected: AtomicBool,
     /// Set when shutdown begins, so readiness fails and load balancers drain us.
     pub shutting_down: AtomicBool,
+    /// The store, search index and background indexing, once opened (`serve` opens them
+    /// before binding the port; commands that do not need them never do).
+    data: OnceLock<Arc<crate::data::Data>>,
 }
 
 impl AppState {
@@ -83,6 +86,7 @@ impl AppState {
             }),
             cp_connected: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
+            data: OnceLock::new(),
         })
     }
 
@@ -121,6 +125,16 @@ impl AppState {
     /// succeeded). Always false without `TP_CP_URL`.
     pub fn cp_connected(&self) -> bool {
         self.cp_connected.load(Ordering::Relaxed) || self.routes.cp().connected()
+    }
+
+    /// Attaches the opened data services (once; later calls are ignored).
+    pub fn attach_data(&self, data: Arc<crate::data::Data>) {
+        let _ = self.data.set(data);
+    }
+
+    /// The data services, if opened.
+    pub fn data(&self) -> Option<&Arc<crate::data::Data>> {
+        self.data.get()
     }
 
     /// The admin token in force: the configured one, else the generated one.

@@ -3,6 +3,7 @@
 //! together, each naming the variable or key and what it accepts.
 
 pub mod cp;
+pub mod data;
 mod resolve;
 pub mod sources;
 
@@ -15,6 +16,7 @@ use atlasai_core::{EmbeddingSettings, ProviderSettings};
 use atlasai_providers::HttpOptions;
 use secrecy::SecretString;
 
+pub use self::data::{CorrelationSettings, DataSettings, DatabaseKind, DatabaseUrl};
 pub use self::resolve::KNOWN_VARS;
 pub use self::sources::{Env, Source, Sourced, VALUES_KEYS, ValuesDoc};
 
@@ -49,6 +51,8 @@ pub struct TenantPlaneConfig {
     pub embeddings: EmbeddingSettings,
     /// The control plane, when `TP_CP_URL` is set.
     pub cp: Option<cp::CpSettings>,
+    /// The store, log ingest, search index and alert correlation settings.
+    pub data: DataSettings,
     /// The values file, if one was given.
     pub values_file: Option<PathBuf>,
     /// Files whose change triggers a reload: the values file and every `*_FILE` secret.

@@ -59,6 +59,15 @@ pub const KNOWN_VARS: &[&str] = &[
     "TP_CP_ENROLL_TOKEN_FILE",
     "TP_CP_REPORT_INTERVAL",
     "AI_CREDITS_FAIL_OPEN",
+    "TP_DATABASE_URL",
+    "TP_DATABASE_URL_FILE",
+    "TP_DATABASE_MAX_CONNECTIONS",
+    "TP_INGEST_MAX_BODY",
+    "TP_INDEX_REFRESH",
+    "TP_SEARCH_EMBEDDING_TIMEOUT",
+    "TP_CORRELATION_WINDOW",
+    "TP_CORRELATION_EMBEDDING_THRESHOLD",
+    "TP_CORRELATION_KEYWORD_THRESHOLD",
 ];
 
 const DEFAULT_BIND: &str = "0.0.0.0:8080";
@@ -87,6 +96,7 @@ pub(super) fn resolve(
         data_dir.0.display().to_string(),
         data_dir.1,
     ));
+    let data = super::data::resolve(&mut l, &data_dir.0, &mut report);
     let admin_token = admin_token(&mut l, &mut report);
     let routing_cache_ttl = duration(
         &mut l,
@@ -150,6 +160,7 @@ pub(super) fn resolve(
         provider,
         embeddings,
         cp,
+        data,
         values_file: values_path,
         watched_files: l.files,
         report,

@@ -2,9 +2,15 @@
 //! then call a service; errors map to HTTP in one place ([`ApiError`]).
 
 mod ai;
+mod alerts;
 mod auth;
+mod extract;
 mod health;
+mod incidents;
+mod logs;
 mod openapi;
+mod runbooks;
+mod search;
 mod status;
 
 use std::sync::Arc;
@@ -27,12 +33,42 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Builds the application.
 pub fn app(state: Arc<AppState>) -> Router {
+    // Log batches are far larger than any other request; only their route gets the larger
+    // limit (the innermost DefaultBodyLimit wins).
+    let ingest_limit = state.current().config.data.ingest_max_body;
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/api/ai/test", post(ai::test_connection))
         .route("/api/status", get(status::status))
         .route("/api/openapi.json", get(openapi::openapi_json))
+        .route(
+            "/api/incidents",
+            post(incidents::create).get(incidents::list),
+        )
+        .route(
+            "/api/incidents/{id}",
+            get(incidents::get).patch(incidents::update),
+        )
+        .route(
+            "/api/incidents/{id}/alerts",
+            post(incidents::add_alert).get(incidents::list_alerts),
+        )
+        .route(
+            "/api/incidents/{id}/changes",
+            post(incidents::add_change).get(incidents::list_changes),
+        )
+        .route("/api/alerts", post(alerts::create))
+        .route(
+            "/api/logs",
+            post(logs::ingest)
+                .layer(DefaultBodyLimit::max(ingest_limit))
+                .get(logs::list),
+        )
+        .route("/api/runbooks", post(runbooks::create).get(runbooks::list))
+        .route("/api/runbooks/{id}", get(runbooks::get))
+        .route("/api/search", get(search::search))
+        .route("/api/search/status", get(search::status))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(log_requests))

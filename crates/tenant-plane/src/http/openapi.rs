@@ -8,7 +8,12 @@ use utoipa::{Modify, OpenApi};
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "AtlasAI tenant plane", description = "BYOC AI inside the customer's network"),
-    paths(super::health::healthz, super::health::readyz, super::ai::test_connection, super::status::status, openapi_json),
+    paths(super::health::healthz, super::health::readyz, super::ai::test_connection, super::status::status, openapi_json,
+        super::incidents::create, super::incidents::list, super::incidents::get, super::incidents::update,
+        super::incidents::add_alert, super::incidents::list_alerts, super::incidents::add_change, super::incidents::list_changes,
+        super::alerts::create, super::logs::ingest, super::logs::list,
+        super::runbooks::create, super::runbooks::list, super::runbooks::get,
+        super::search::search, super::search::status),
     modifiers(&AdminToken),
 )]
 pub struct ApiDoc;

@@ -175,6 +175,22 @@ async fn openapi_describes_every_route() {
         ("/api/ai/test", "post"),
         ("/api/status", "get"),
         ("/api/openapi.json", "get"),
+        ("/api/incidents", "post"),
+        ("/api/incidents", "get"),
+        ("/api/incidents/{id}", "get"),
+        ("/api/incidents/{id}", "patch"),
+        ("/api/incidents/{id}/alerts", "post"),
+        ("/api/incidents/{id}/alerts", "get"),
+        ("/api/incidents/{id}/changes", "post"),
+        ("/api/incidents/{id}/changes", "get"),
+        ("/api/alerts", "post"),
+        ("/api/logs", "post"),
+        ("/api/logs", "get"),
+        ("/api/runbooks", "post"),
+        ("/api/runbooks", "get"),
+        ("/api/runbooks/{id}", "get"),
+        ("/api/search", "get"),
+        ("/api/search/status", "get"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -188,6 +204,7 @@ async fn openapi_describes_every_route() {
             let req = match method.as_str() {
                 "get" => c.get(format!("{}{path}", tp.url)),
                 "post" => c.post(format!("{}{path}", tp.url)),
+                "patch" => c.patch(format!("{}{path}", tp.url)),
                 other => panic!("unexpected method {other}"),
             };
             let r = req.send().await.unwrap();

@@ -4,13 +4,22 @@
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
+    clippy::print_stderr,
     reason = "test helpers outside #[test] functions fail loudly by design"
 )]
 
 mod support;
 
+#[path = "../common/pg.rs"]
+mod pg;
+
+mod client;
+
 mod api;
 mod config_errors;
+mod data_api;
+mod data_isolation;
+mod data_resilience;
 mod doc_examples;
 mod docs;
 mod reload;
