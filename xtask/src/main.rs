@@ -169,6 +169,7 @@ fn ensure_python_venv() -> Result<()> {
 
 /// The fuzz targets in `fuzz/`, each with seed inputs in `fuzz/seeds/<target>/`.
 const FUZZ_TARGETS: &[&str] = &[
+    "log_ingest",
     "values_file",
     "config_env",
     "provider_response",
