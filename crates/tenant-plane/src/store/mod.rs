@@ -18,6 +18,7 @@
 
 pub mod feed;
 pub mod incidents;
+pub mod jobs;
 pub mod logs;
 pub mod model;
 pub mod runbooks;
@@ -38,19 +39,33 @@ use crate::config::{DataSettings, DatabaseKind};
 pub use self::model::*;
 
 /// The migrations, embedded. Each engine has its own DDL; versions must match one to one.
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "store",
-    include_str!("../../migrations/sqlite/0001_store.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "store",
-    include_str!("../../migrations/postgres/0001_store.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "store",
+        include_str!("../../migrations/sqlite/0001_store.sql"),
+    ),
+    (
+        3,
+        "jobs",
+        include_str!("../../migrations/sqlite/0003_jobs.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "store",
+        include_str!("../../migrations/postgres/0001_store.sql"),
+    ),
+    (
+        3,
+        "jobs",
+        include_str!("../../migrations/postgres/0003_jobs.sql"),
+    ),
+];
 
 /// The migration files, for the test that checks every file on disk is embedded above.
-pub const MIGRATION_FILES: &[&str] = &["0001_store.sql"];
+pub const MIGRATION_FILES: &[&str] = &["0001_store.sql", "0003_jobs.sql"];
 
 /// A store operation that failed.
 #[derive(Debug, thiserror::Error)]
