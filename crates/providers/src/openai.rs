@@ -191,6 +191,12 @@ impl OpenAiClient {
         if let Some(p) = request.top_p {
             obj.insert("top_p".into(), json!(p));
         }
+        if let Some(p) = request.frequency_penalty {
+            obj.insert("frequency_penalty".into(), json!(p));
+        }
+        if let Some(p) = request.presence_penalty {
+            obj.insert("presence_penalty".into(), json!(p));
+        }
         if !request.stop.is_empty() {
             obj.insert("stop".into(), json!(request.stop));
         }

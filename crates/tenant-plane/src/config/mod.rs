@@ -38,6 +38,10 @@ pub struct TenantPlaneConfig {
     pub provider: Option<ProviderSettings>,
     /// The embedding backend.
     pub embeddings: EmbeddingSettings,
+    /// The OpenAI-compatible endpoint: API keys and model aliases.
+    pub gateway: crate::gateway::GatewayConfig,
+    /// Prometheus metrics.
+    pub metrics: crate::metrics::MetricsConfig,
     /// The values file, if one was given.
     pub values_file: Option<PathBuf>,
     /// Files whose change triggers a reload: the values file and every `*_FILE` secret.

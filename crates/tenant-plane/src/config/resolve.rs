@@ -46,6 +46,12 @@ pub const KNOWN_VARS: &[&str] = &[
     "TP_PROVIDER_TIMEOUT",
     "TP_PROVIDER_MAX_RETRIES",
     "TP_LOG_FORMAT",
+    "TP_API_KEYS",
+    "TP_API_KEYS_FILE",
+    "TP_MODEL_ALIASES",
+    "TP_METRICS_ENABLED",
+    "TP_METRICS_TOKEN",
+    "TP_METRICS_TOKEN_FILE",
     "EMBEDDING_PROVIDER",
     "EMBEDDING_MODEL",
     "EMBEDDING_ENDPOINT_URL",
@@ -106,6 +112,14 @@ pub(super) fn resolve(
 
     let provider = provider(&mut l, &mut report, &mut warnings);
     let embeddings = embeddings(&mut l, &mut report, provider.as_ref());
+    let gateway = crate::gateway::config::resolve(
+        &mut l,
+        &mut report,
+        &mut warnings,
+        provider.as_ref(),
+        &embeddings,
+    );
+    let metrics = crate::metrics::resolve(&mut l, &mut report);
 
     if !l.errors.is_empty() {
         return Err(ConfigErrors(l.errors));
@@ -128,6 +142,8 @@ pub(super) fn resolve(
         },
         provider,
         embeddings,
+        gateway,
+        metrics,
         values_file: values_path,
         watched_files: l.files,
         report,

@@ -4,6 +4,8 @@
 mod ai;
 mod auth;
 mod health;
+mod metrics;
+mod openai;
 mod openapi;
 mod status;
 
@@ -33,8 +35,14 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/ai/test", post(ai::test_connection))
         .route("/api/status", get(status::status))
         .route("/api/openapi.json", get(openapi::openapi_json))
+        .route("/metrics", get(metrics::metrics))
+        .merge(openai::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(axum::middleware::from_fn(log_requests))
         .with_state(state)
 }

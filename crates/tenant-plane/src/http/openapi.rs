@@ -4,12 +4,16 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use super::openai::ApiKeyScheme;
+
 /// Every endpoint of the tenant plane.
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "AtlasAI tenant plane", description = "BYOC AI inside the customer's network"),
-    paths(super::health::healthz, super::health::readyz, super::ai::test_connection, super::status::status, openapi_json),
-    modifiers(&AdminToken),
+    paths(super::health::healthz, super::health::readyz, super::ai::test_connection, super::status::status, openapi_json,
+        super::metrics::metrics,
+        super::openai::chat_completions, super::openai::embeddings, super::openai::list_models, super::openai::get_model),
+    modifiers(&AdminToken, &ApiKeyScheme),
 )]
 pub struct ApiDoc;
 

@@ -13,5 +13,6 @@ mod api;
 mod config_errors;
 mod doc_examples;
 mod docs;
+mod gateway;
 mod reload;
 mod secrets;
