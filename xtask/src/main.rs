@@ -1,7 +1,8 @@
 //! Project automation, in plain Rust so it cannot rot like shell scripts do.
 //!
 //! - `cargo xtask ci`: exactly what CI runs (`.ci/run` calls it): formatting, lints, the
-//!   workspace lint-inheritance check, and the full test suite.
+//!   workspace lint-inheritance check, the Python environment for the OpenAI SDK conformance
+//!   tests, and the full test suite.
 
 #![allow(
     clippy::print_stderr,
@@ -82,6 +83,8 @@ fn ci() -> Result<()> {
     ]);
     run("cargo clippy -D warnings", clippy)?;
 
+    let python = conformance_venv()?;
+
     // The end-to-end tests start the real binaries of both planes.
     let mut build = cargo();
     build.args(["build", "--workspace", "--bins"]);
@@ -97,6 +100,7 @@ fn ci() -> Result<()> {
             "--profile",
             "ci",
         ]);
+        tests.env("ATLASAI_CONFORMANCE_PYTHON", &python);
         run("cargo nextest run", tests)?;
         // nextest does not run doctests.
         let mut doc = cargo();
@@ -105,10 +109,47 @@ fn ci() -> Result<()> {
     } else {
         let mut tests = cargo();
         tests.args(["test", "--workspace", "--no-fail-fast"]);
+        tests.env("ATLASAI_CONFORMANCE_PYTHON", &python);
         run("cargo test", tests)?;
     }
     eprintln!("\nci: all checks passed");
     Ok(())
+}
+
+/// Creates `.venv/` with the pinned OpenAI SDK for the conformance tests, unless it already
+/// holds exactly `tests/conformance/requirements.txt` (a stamp file records what was installed,
+/// so a warm machine skips this in milliseconds). Returns the interpreter.
+fn conformance_venv() -> Result<PathBuf> {
+    eprintln!("\n==> python environment for the OpenAI SDK conformance tests");
+    let venv = root().join(".venv");
+    let python = venv.join("bin/python");
+    let requirements = root().join("tests/conformance/requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements)
+        .with_context(|| format!("reading {}", requirements.display()))?;
+    let stamp = venv.join(".atlasai-requirements");
+    if python.exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+        eprintln!("==> python environment: up to date ({})", venv.display());
+        return Ok(python);
+    }
+    if !python.exists() {
+        let mut create = Command::new("python3");
+        create.args(["-m", "venv"]).arg(&venv).current_dir(root());
+        run("python3 -m venv .venv", create)?;
+    }
+    let mut install = Command::new(&python);
+    install
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+        ])
+        .arg(&requirements);
+    run("pip install -r tests/conformance/requirements.txt", install)?;
+    std::fs::write(&stamp, wanted).with_context(|| format!("writing {}", stamp.display()))?;
+    Ok(python)
 }
 
 fn has_nextest() -> bool {

@@ -11,6 +11,7 @@ mod support;
 
 mod api;
 mod config_errors;
+mod conformance;
 mod doc_examples;
 mod docs;
 mod gateway;
