@@ -52,6 +52,8 @@ pub struct Options {
     pub stream_gap: Duration,
     /// Only these targets (by short name), when given.
     pub only: Vec<String>,
+    /// Targets that could not be installed, with why (`name=reason`).
+    pub unavailable: Vec<(String, String)>,
 }
 
 /// One load level's numbers, in milliseconds and requests per second.
@@ -76,6 +78,9 @@ pub struct Level {
     pub p99_ms: f64,
     /// Slowest.
     pub max_ms: f64,
+    /// CPU time (user + system) the target's own processes spent per completed request,
+    /// microseconds: robust to other load on the machine, unlike throughput.
+    pub cpu_us_per_request: f64,
 }
 
 /// The stream measurement.
@@ -129,6 +134,9 @@ pub struct TargetResult {
     /// Time to first byte added over the upstream's, ms.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub added_ttfb_p50_ms: Option<f64>,
+    /// The machine's 1-minute load average before and after this target (other work on the
+    /// machine competes with the CPU the gateway is pinned to).
+    pub load_average: [f64; 2],
 }
 
 /// Why a target was not measured.
@@ -191,7 +199,7 @@ fn ms(nanos: u64) -> f64 {
     nanos as f64 / 1e6
 }
 
-fn level(concurrency: usize, m: &Measured) -> Level {
+fn level(concurrency: usize, m: &Measured, cpu: Duration) -> Level {
     Level {
         concurrency,
         requests: m.ok,
@@ -202,6 +210,11 @@ fn level(concurrency: usize, m: &Measured) -> Level {
         p90_ms: ms(m.latency.value_at_quantile(0.90)),
         p99_ms: ms(m.latency.value_at_quantile(0.99)),
         max_ms: ms(m.latency.max()),
+        cpu_us_per_request: if m.ok == 0 {
+            0.0
+        } else {
+            cpu.as_secs_f64() * 1e6 / m.ok as f64
+        },
     }
 }
 
@@ -276,6 +289,11 @@ impl Drop for Proc {
     }
 }
 
+/// CPU time (user + system) of a process and its descendants so far.
+pub fn tree_cpu(root: u32) -> Duration {
+    tree(root).into_iter().map(cpu_time).sum()
+}
+
 /// The process and all its descendants, found through `/proc/*/stat`.
 fn tree(root: u32) -> Vec<u32> {
     let mut parents: Vec<(u32, u32)> = Vec::new();
@@ -306,6 +324,31 @@ fn tree(root: u32) -> Vec<u32> {
         i += 1;
     }
     out
+}
+
+/// User plus system time of a process, from `/proc/<pid>/stat` (in clock ticks of 1/100 s,
+/// Linux's fixed USER_HZ).
+fn cpu_time(pid: u32) -> Duration {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let rest = stat.rsplit_once(')')?.1.to_owned();
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            // After the command: state is field 3, utime 14 and stime 15 (1-based).
+            let utime: u64 = fields.get(11)?.parse().ok()?;
+            let stime: u64 = fields.get(12)?.parse().ok()?;
+            Some(utime + stime)
+        })
+        .unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+/// The 1-minute load average, to show how busy the machine was.
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0.0)
 }
 
 fn status_kib(pid: u32, field: &str) -> u64 {
@@ -573,27 +616,30 @@ async fn measure(
     upstream_proc: &Proc,
 ) -> anyhow::Result<TargetResult> {
     say(&format!("== {}: {}", plan.name, plan.description));
+    let load_before = load_average();
     let started = match plan.start.take() {
         Some(start) => Some(start()?),
         None => None,
     };
+    let measured = started.as_ref().unwrap_or(upstream_proc);
     let chat = plan.target(CHAT_BODY);
     wait_until_ready(&chat, plan.name, Duration::from_secs(120)).await?;
     let mut levels = Vec::new();
     for &c in &o.concurrency {
-        let m = load::run(&chat, c, o.warmup, o.window).await?;
-        let l = level(c, &m);
+        let m = load::run(&chat, c, o.warmup, o.window, Some(measured.pid())).await?;
+        let l = level(c, &m, m.cpu);
         say(&format!(
-            "{name} c={c}: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, {} errors",
+            "{name} c={c}: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, {:.1} µs CPU/request, {} errors",
             l.throughput_rps,
             l.p50_ms,
             l.p99_ms,
+            l.cpu_us_per_request,
             l.errors,
             name = plan.name
         ));
         levels.push(l);
     }
-    let s = load::run(&plan.target(STREAM_BODY), 1, o.warmup, o.window).await?;
+    let s = load::run(&plan.target(STREAM_BODY), 1, o.warmup, o.window, None).await?;
     let stream = StreamLevel {
         concurrency: 1,
         requests: s.ok,
@@ -639,6 +685,7 @@ async fn measure(
         peak_rss_mib,
         added,
         added_ttfb_p50_ms,
+        load_average: [load_before, load_average()],
     })
 }
 
@@ -677,7 +724,14 @@ pub async fn run(o: Options, self_exe: PathBuf) -> anyhow::Result<Report> {
     )?;
     let wanted = |name: &str| o.only.is_empty() || o.only.iter().any(|n| n == name);
     let mut plans: Vec<Plan> = Vec::new();
-    let mut skipped = Vec::new();
+    let mut skipped: Vec<Skipped> = o
+        .unavailable
+        .iter()
+        .map(|(name, reason)| Skipped {
+            name: name.clone(),
+            reason: reason.clone(),
+        })
+        .collect();
     plans.push(Plan {
         name: "upstream",
         description: "the fake upstream called directly (hyper, one thread): the baseline"
@@ -696,18 +750,20 @@ pub async fn run(o: Options, self_exe: PathBuf) -> anyhow::Result<Report> {
     if wanted("litellm") {
         match &o.litellm {
             Some(l) => plans.push(litellm_plan(&o, l, upstream_addr)?),
+            None if skipped.iter().any(|s| s.name == "litellm") => {}
             None => skipped.push(Skipped {
                 name: "litellm".into(),
-                reason: "not installed (see the xtask output for why)".into(),
+                reason: "not installed (no --litellm given)".into(),
             }),
         }
     }
     if wanted("portkey") {
         match &o.portkey {
             Some(p) => plans.push(portkey_plan(&o, p, upstream_addr)?),
+            None if skipped.iter().any(|s| s.name == "portkey") => {}
             None => skipped.push(Skipped {
                 name: "portkey".into(),
-                reason: "not installed (see the xtask output for why)".into(),
+                reason: "not installed (no --portkey given)".into(),
             }),
         }
     }

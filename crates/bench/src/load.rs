@@ -46,6 +46,8 @@ pub struct Measured {
     pub first_error: Option<String>,
     /// The measurement window.
     pub window: Duration,
+    /// CPU time the watched process tree spent during the window.
+    pub cpu: Duration,
 }
 
 impl Measured {
@@ -172,16 +174,25 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
 }
 
-/// Runs `concurrency` workers for `warmup` plus `window`, measuring only the window.
+/// Runs `concurrency` workers for `warmup` plus `window`, measuring only the window, and the
+/// CPU time the process tree `cpu_of` spends in it.
 pub async fn run(
     target: &Target,
     concurrency: usize,
     warmup: Duration,
     window: Duration,
+    cpu_of: Option<u32>,
 ) -> anyhow::Result<Measured> {
     let target = Arc::new(target.clone());
     let from = Instant::now() + warmup;
     let until = from + window;
+    let cpu = tokio::spawn(async move {
+        let pid = cpu_of?;
+        tokio::time::sleep_until(from.into()).await;
+        let start = crate::gateway::tree_cpu(pid);
+        tokio::time::sleep_until(until.into()).await;
+        Some(crate::gateway::tree_cpu(pid).saturating_sub(start))
+    });
     let workers: Vec<_> = (0..concurrency)
         .map(|_| tokio::spawn(worker(target.clone(), from, until)))
         .collect();
@@ -192,7 +203,9 @@ pub async fn run(
         errors: 0,
         first_error: None,
         window,
+        cpu: Duration::ZERO,
     };
+    m.cpu = cpu.await.ok().flatten().unwrap_or_default();
     for w in workers {
         let w = w.await.context("a load worker panicked")??;
         m.latency.add(&w.latency).context("merging histograms")?;

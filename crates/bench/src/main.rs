@@ -71,6 +71,9 @@ enum Cmd {
         /// upstream baseline always runs).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+        /// A target that could not be installed, as `name=reason` (repeatable).
+        #[arg(long)]
+        unavailable: Vec<String>,
     },
     /// Measure only the cost of recording metrics.
     Metrics,
@@ -132,6 +135,7 @@ fn main() -> ExitCode {
                 concurrency,
                 stream_gap_us,
                 only,
+                unavailable,
             } => {
                 let self_exe = std::env::current_exe()?;
                 let options = gateway::Options {
@@ -145,6 +149,13 @@ fn main() -> ExitCode {
                     concurrency,
                     stream_gap: Duration::from_micros(stream_gap_us),
                     only,
+                    unavailable: unavailable
+                        .iter()
+                        .map(|u| match u.split_once('=') {
+                            Some((n, r)) => (n.to_owned(), r.to_owned()),
+                            None => (u.clone(), "not available".to_owned()),
+                        })
+                        .collect(),
                 };
                 gateway::run(options, self_exe).await.map(|_| ())
             }
@@ -162,6 +173,7 @@ fn main() -> ExitCode {
                     concurrency,
                     Duration::from_secs_f64(warmup),
                     Duration::from_secs_f64(duration),
+                    None,
                 )
                 .await?;
                 say(&format!(

@@ -81,14 +81,14 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(out, "## Raw numbers\n");
     let _ = writeln!(
         out,
-        "| Target | c | req/s | p50 ms | p90 ms | p99 ms | max ms | errors |"
+        "| Target | c | req/s | p50 ms | p90 ms | p99 ms | max ms | CPU µs/request | errors |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
     for t in &r.targets {
         for l in &t.chat {
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {}{} |",
+                "| {} | {} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1} | {}{} |",
                 t.name,
                 l.concurrency,
                 l.throughput_rps,
@@ -96,6 +96,7 @@ pub fn markdown(r: &Report) -> String {
                 l.p90_ms,
                 l.p99_ms,
                 l.max_ms,
+                l.cpu_us_per_request,
                 l.errors,
                 l.first_error
                     .as_deref()
@@ -120,7 +121,11 @@ pub fn markdown(r: &Report) -> String {
     }
     let _ = writeln!(out, "\n## Targets\n");
     for t in &r.targets {
-        let _ = writeln!(out, "- **{}**: {}", t.name, t.description);
+        let _ = writeln!(
+            out,
+            "- **{}**: {} (machine load average {:.1} → {:.1})",
+            t.name, t.description, t.load_average[0], t.load_average[1]
+        );
     }
     let m = &r.metrics_cost;
     let _ = writeln!(
