@@ -54,7 +54,9 @@ def main(source: str, target: str) -> None:
     axes[2].set_yscale("log")
     axes[2].set_ylabel("requests/s (log scale)")
     axes[2].set_title("maximum throughput")
-    axes[2].tick_params(axis="x", rotation=20)
+    axes[2].tick_params(axis="x", rotation=25)
+    for label in axes[2].get_xticklabels():
+        label.set_horizontalalignment("right")
     for bar, value in zip(bars, rps):
         axes[2].annotate(f"{value:,.0f}", (bar.get_x() + bar.get_width() / 2, value),
                          ha="center", va="bottom", fontsize=8)

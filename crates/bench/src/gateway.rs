@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use hyper::header::{AUTHORIZATION, HeaderName, HeaderValue};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::load::{self, Measured, Target};
 use crate::say;
@@ -57,7 +57,7 @@ pub struct Options {
 }
 
 /// One load level's numbers, in milliseconds and requests per second.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Level {
     /// Workers (connections) in the closed loop.
     pub concurrency: usize,
@@ -84,7 +84,7 @@ pub struct Level {
 }
 
 /// The stream measurement.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StreamLevel {
     /// Workers.
     pub concurrency: usize,
@@ -104,7 +104,7 @@ pub struct StreamLevel {
 }
 
 /// Latency a gateway adds over the upstream at one concurrency.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Added {
     /// Workers.
     pub concurrency: usize,
@@ -115,7 +115,7 @@ pub struct Added {
 }
 
 /// Everything measured for one target.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TargetResult {
     /// Short name (`upstream`, `tenant-plane`, ...).
     pub name: String,
@@ -140,7 +140,7 @@ pub struct TargetResult {
 }
 
 /// Why a target was not measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Skipped {
     /// Short name.
     pub name: String,
@@ -149,7 +149,7 @@ pub struct Skipped {
 }
 
 /// The whole run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     /// When (seconds since the Unix epoch).
     pub at_unix: u64,
@@ -166,7 +166,7 @@ pub struct Report {
 }
 
 /// The machine the numbers come from.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Machine {
     /// `/proc/cpuinfo` model name.
     pub cpu: String,
@@ -179,7 +179,7 @@ pub struct Machine {
 }
 
 /// How the numbers were taken.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
     /// Warm-up per level, seconds.
     pub warmup_s: f64,

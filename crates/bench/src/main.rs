@@ -6,6 +6,7 @@
 //!   runs this pinned to CPU 0.
 //! - `atlasai-bench metrics`: only the cost of recording metrics.
 //! - `atlasai-bench load --url URL ...`: the load generator alone, for profiling a gateway.
+//! - `atlasai-bench report --json gateway.json`: the markdown page again, from saved results.
 
 mod gateway;
 mod load;
@@ -77,6 +78,12 @@ enum Cmd {
     },
     /// Measure only the cost of recording metrics.
     Metrics,
+    /// Render gateway.md again from a saved gateway.json (next to it).
+    Report {
+        /// The saved results.
+        #[arg(long, default_value = "bench/results/gateway.json")]
+        json: PathBuf,
+    },
     /// Run the load generator alone against a URL (for profiling) and print the numbers.
     Load {
         /// An http:// URL on an IP address, e.g. http://127.0.0.1:8080/v1/chat/completions.
@@ -186,6 +193,12 @@ fn main() -> ExitCode {
                     m.errors,
                     m.first_error.map(|e| format!(" (first: {e})")).unwrap_or_default()
                 ));
+                Ok(())
+            }
+            Cmd::Report { json } => {
+                let text = std::fs::read_to_string(&json)?;
+                let report: gateway::Report = serde_json::from_str(&text)?;
+                std::fs::write(json.with_extension("md"), report::markdown(&report))?;
                 Ok(())
             }
             Cmd::Metrics => {

@@ -12,7 +12,7 @@ use atlasai_tenant_plane::metrics::Metrics;
 use serde::Serialize;
 
 /// Nanoseconds per operation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct MetricsCost {
     /// Recording one HTTP request (counter and latency histogram).
     pub http_request_ns: f64,

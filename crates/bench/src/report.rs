@@ -53,13 +53,18 @@ pub fn markdown(r: &Report) -> String {
         for &c in cs {
             let _ = write!(out, " {} |", added_at(t, c));
         }
-        let ttfb = t
-            .stream
-            .as_ref()
-            .map_or("–".to_owned(), |s| match t.added_ttfb_p50_ms {
+        let ttfb = t.stream.as_ref().map_or("–".to_owned(), |s| {
+            if s.requests == 0 {
+                return format!(
+                    "failed: {}",
+                    s.first_error.as_deref().unwrap_or("no stream completed")
+                );
+            }
+            match t.added_ttfb_p50_ms {
                 Some(a) => format!("{:.3} ({a:+.3})", s.ttfb_p50_ms),
                 None => format!("{:.3}", s.ttfb_p50_ms),
-            });
+            }
+        });
         let _ = writeln!(
             out,
             " {:.0} | {:.1} | {ttfb} |",
@@ -76,7 +81,7 @@ pub fn markdown(r: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "\nAdded latency is the gateway's percentile minus the upstream's at the same concurrency.\n"
+        "\nAdded latency is the gateway's percentile minus the upstream's at the same concurrency. Throughput and tail latency on a shared 2-CPU machine move by tens of percent between runs (other work competes for the CPUs; the load averages are listed under Targets); the CPU time per request below is the stable measure, for example to compare the tenant plane with and without metrics.\n"
     );
     let _ = writeln!(out, "## Raw numbers\n");
     let _ = writeln!(
@@ -114,8 +119,17 @@ pub fn markdown(r: &Report) -> String {
         if let Some(s) = &t.stream {
             let _ = writeln!(
                 out,
-                "| {} | {:.3} | {:.3} | {:.3} | {} | {} |",
-                t.name, s.ttfb_p50_ms, s.ttfb_p99_ms, s.total_p50_ms, s.requests, s.errors
+                "| {} | {:.3} | {:.3} | {:.3} | {} | {}{} |",
+                t.name,
+                s.ttfb_p50_ms,
+                s.ttfb_p99_ms,
+                s.total_p50_ms,
+                s.requests,
+                s.errors,
+                s.first_error
+                    .as_deref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
             );
         }
     }
