@@ -366,7 +366,24 @@ async fn managed_model_and_cloud_fallback_use_credits_and_local_settings_win() {
         ("BYOC_API_KEY", KEY),
         ("BYOC_MODEL", "llama3.2"),
         ("TP_PROVIDER_MAX_RETRIES", "0"),
+        ("TP_API_KEYS", "acme:e2e-gateway-key-0123456789abcdef"),
     ];
+    // An AI request through the tenant plane's OpenAI-compatible API (any AI feature takes the
+    // same route: the customer's provider, its breaker, then the cloud-fallback policy).
+    let gateway_chat = |url: String| async move {
+        let resp = reqwest::Client::new()
+            .post(format!("{url}/v1/chat/completions"))
+            .bearer_auth("e2e-gateway-key-0123456789abcdef")
+            .json(&serde_json::json!({"model": "llama3.2", "messages": [{"role": "user", "content": "Why is checkout slow?"}]}))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (
+            status,
+            resp.json::<serde_json::Value>().await.unwrap_or_default(),
+        )
+    };
     let broken_url = format!("{}/v1", broken.base_url);
 
     // 1. No BYOC provider: the managed model, metered.
@@ -438,6 +455,19 @@ async fn managed_model_and_cloud_fallback_use_credits_and_local_settings_win() {
         2,
         "the connection test never falls back"
     );
+    // An AI request does fall back, metered, and is logged as having left the network.
+    let (s, b) = gateway_chat(tp2.url.clone()).await;
+    assert_eq!(
+        s,
+        200,
+        "fell back to the managed model: {b}\n{}",
+        tp2.logs()
+    );
+    assert_eq!(managed.requests().len(), 3, "one managed call");
+    assert!(
+        tp2.logs().contains("left_customer_network"),
+        "the egress is logged"
+    );
     eventually(
         "the portal to show local settings in force",
         logs2,
@@ -474,9 +504,14 @@ async fn managed_model_and_cloud_fallback_use_credits_and_local_settings_win() {
     let (s, b) = ai_test(&tp3, "acme", TP_ADMIN).await;
     assert_eq!(s, 503, "{b}");
     assert_eq!(b["error"], "AI provider temporarily unavailable");
+    let (s, b) = gateway_chat(tp3.url.clone()).await;
+    assert!(
+        s >= 500,
+        "fail closed without AI_CREDITS_FAIL_OPEN: {s} {b}"
+    );
     assert_eq!(
         managed.requests().len(),
-        2,
+        3,
         "no managed call without AI_CREDITS_FAIL_OPEN"
     );
 }

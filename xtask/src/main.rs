@@ -1,10 +1,12 @@
 //! Project automation, in plain Rust so it cannot rot like shell scripts do.
 //!
 //! - `cargo xtask ci`: exactly what CI runs (`.ci/run` calls it): formatting, lints, the
-//!   workspace lint-inheritance check, and the full test suite (which includes the portal's
+//!   workspace lint-inheritance check, the Python environment (Helm's engine, the OpenAI SDK
+//!   for the conformance tests), the full test suite (which includes the portal's
 //!   headless-Chromium test, `tests/tests/browser.rs`; `.ci/run` installs Chromium and the
-//!   Node packages it needs).
-//! - `cargo xtask bench search|credits`: benchmarks (not in CI), numbers reported, never asserted.
+//!   Node packages it needs), and a short fuzz run.
+//! - `cargo xtask bench search|credits|gateway`: benchmarks (not in CI, which only compiles
+//!   them); numbers are reported, never asserted.
 
 #![allow(
     clippy::print_stderr,
@@ -45,7 +47,7 @@ fn main() -> Result<()> {
 
 fn usage() {
     eprintln!(
-        "usage: cargo xtask <task>\n\ntasks:\n  ci                               formatting, clippy -D warnings, lint inheritance, every test, and a short fuzz run (what CI runs)\n  fuzz [--seconds N]               run every cargo-fuzz target for N seconds (default 60)\n  bench search [--lines N] [--skip-hybrid] [--postgres]\n                                   search recall@10 (keyword, hybrid), latency at 1M log lines, ingest throughput\n  bench credits [sqlite|postgres]  credit debits under concurrency and the cost of an unchanged settings poll (release build)"
+        "usage: cargo xtask <task>\n\ntasks:\n  ci                               formatting, clippy -D warnings, lint inheritance, every test, and a short fuzz run (what CI runs)\n  fuzz [--seconds N]               run every cargo-fuzz target for N seconds (default 60)\n  bench search [--lines N] [--skip-hybrid] [--postgres]\n                                   search recall@10 (keyword, hybrid), latency at 1M log lines, ingest throughput\n  bench credits [sqlite|postgres]  credit debits under concurrency and the cost of an unchanged settings poll (release build)\n  bench gateway [--skip-install] [-- <atlasai-bench gateway options>]\n                                   the gateway against the upstream alone, LiteLLM and Portkey"
     );
 }
 
@@ -97,7 +99,7 @@ fn ci() -> Result<()> {
     ]);
     run("cargo clippy -D warnings", clippy)?;
 
-    ensure_python_venv()?;
+    let python = ensure_python_venv()?;
 
     // The end-to-end tests start the real binaries of both planes.
     let mut build = cargo();
@@ -114,6 +116,7 @@ fn ci() -> Result<()> {
             "--profile",
             "ci",
         ]);
+        tests.env("ATLASAI_CONFORMANCE_PYTHON", &python);
         run("cargo nextest run", tests)?;
         // nextest does not run doctests.
         let mut doc = cargo();
@@ -122,6 +125,7 @@ fn ci() -> Result<()> {
     } else {
         let mut tests = cargo();
         tests.args(["test", "--workspace", "--no-fail-fast"]);
+        tests.env("ATLASAI_CONFORMANCE_PYTHON", &python);
         run("cargo test", tests)?;
     }
     // Each fuzz target for a bounded time: long enough to catch shallow panics in parsers of
@@ -133,11 +137,15 @@ fn ci() -> Result<()> {
 }
 
 /// Python requirements of the test suite, one file per tool, installed into `.venv`.
-const PYTHON_REQUIREMENTS: &[&str] = &["deploy/helm/tests/requirements.txt"];
+const PYTHON_REQUIREMENTS: &[&str] = &[
+    "deploy/helm/tests/requirements.txt",
+    "tests/conformance/requirements.txt",
+];
 
-/// Creates `.venv` and installs the test suite's Python requirements (Helm's engine), unless
-/// the installed set already matches the requirement files.
-fn ensure_python_venv() -> Result<()> {
+/// Creates `.venv` and installs the test suite's Python requirements (Helm's engine, the
+/// pinned OpenAI SDK), unless a stamp file shows the installed set already matches the
+/// requirement files. Returns the interpreter.
+fn ensure_python_venv() -> Result<PathBuf> {
     eprintln!("\n==> python test environment (.venv)");
     let venv = root().join(".venv");
     let mut wanted = String::new();
@@ -148,9 +156,10 @@ fn ensure_python_venv() -> Result<()> {
         );
     }
     let stamp = venv.join(".atlasai-requirements");
-    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+    let python = venv.join("bin/python");
+    if python.exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
         eprintln!("==> python test environment: up to date");
-        return Ok(());
+        return Ok(python);
     }
     if !venv.join("bin/python").exists() {
         let mut create = Command::new("python3");
@@ -164,7 +173,7 @@ fn ensure_python_venv() -> Result<()> {
     }
     run("pip install test requirements", pip)?;
     std::fs::write(&stamp, wanted)?;
-    Ok(())
+    Ok(python)
 }
 
 /// The fuzz targets in `fuzz/`, each with seed inputs in `fuzz/seeds/<target>/`.
@@ -254,6 +263,7 @@ fn bench(args: &[String]) -> Result<()> {
     let arg = args.get(1).cloned();
     match args.first().map(String::as_str) {
         Some("search") => bench::run(args),
+        Some("gateway") => bench_gateway(args[1..].to_vec()),
         Some("credits") => {
             let mut cmd = cargo();
             cmd.args([
@@ -275,6 +285,141 @@ fn bench(args: &[String]) -> Result<()> {
             )
         }
     }
+}
+
+/// LiteLLM and matplotlib, pinned, for the benchmark only.
+const BENCH_REQUIREMENTS: &str = "bench/requirements.txt";
+/// Portkey's gateway, pinned.
+const PORTKEY: &str = "@portkey-ai/gateway@1.15.2";
+
+/// Builds the release binaries, installs the gateways to compare with (when it can; a failure
+/// is reported and that gateway is skipped), runs the benchmark pinned to CPU 0, and draws the
+/// chart.
+fn bench_gateway(args: Vec<String>) -> Result<()> {
+    let skip_install = args.iter().any(|a| a == "--skip-install");
+    let passthrough: Vec<String> = match args.iter().position(|a| a == "--") {
+        Some(i) => args[i + 1..].to_vec(),
+        None => Vec::new(),
+    };
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--release",
+        "-p",
+        "atlasai-tenant-plane",
+        "-p",
+        "atlasai-bench",
+    ]);
+    run("cargo build --release (tenant plane, benchmark)", build)?;
+
+    let mut unavailable: Vec<String> = Vec::new();
+    let venv = root().join(".venv-bench");
+    let python = venv.join("bin/python");
+    let litellm = venv.join("bin/litellm");
+    if !skip_install && let Err(e) = bench_venv(&venv) {
+        eprintln!("warning: LiteLLM and matplotlib could not be installed: {e:#}");
+    }
+    if !litellm.exists() {
+        unavailable.push(
+            "litellm=litellm[proxy] is not installed in .venv-bench (pip failed or --skip-install)"
+                .to_owned(),
+        );
+    }
+    let node_dir = root().join("target/bench-node");
+    let portkey = node_dir.join("node_modules/@portkey-ai/gateway/build/start-server.js");
+    if !skip_install && !portkey.exists() {
+        std::fs::create_dir_all(&node_dir)?;
+        let mut npm = Command::new("npm");
+        npm.args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+            PORTKEY,
+        ])
+        .current_dir(&node_dir);
+        if let Err(e) = run(&format!("npm install {PORTKEY}"), npm) {
+            eprintln!("warning: Portkey could not be installed: {e:#}");
+        }
+    }
+    if !portkey.exists() {
+        unavailable.push(format!(
+            "portkey={PORTKEY} is not installed in target/bench-node (npm failed or --skip-install)"
+        ));
+    }
+
+    let mut bench = Command::new("taskset");
+    bench
+        .args(["-c", "0"])
+        .arg(root().join("target/release/atlasai-bench"))
+        .arg("gateway")
+        .arg("--tenant-plane")
+        .arg(root().join("target/release/atlasai-tp"))
+        .arg("--out")
+        .arg(root().join("bench/results"))
+        .arg("--work")
+        .arg(root().join("target/bench"))
+        .current_dir(root());
+    if litellm.exists() {
+        bench.arg("--litellm").arg(&litellm);
+    }
+    if portkey.exists() {
+        bench.arg("--portkey").arg(&portkey);
+    }
+    for u in &unavailable {
+        bench.arg("--unavailable").arg(u);
+    }
+    bench.args(&passthrough);
+    run(
+        "atlasai-bench gateway (load generator pinned to CPU 0)",
+        bench,
+    )?;
+
+    let chart = root().join("bench/results/gateway.png");
+    let mut plot = Command::new(&python);
+    plot.arg(root().join("bench/plot_gateway.py"))
+        .arg(root().join("bench/results/gateway.json"))
+        .arg(&chart);
+    match run("chart (matplotlib)", plot) {
+        Ok(()) => eprintln!("chart: {}", chart.display()),
+        Err(e) => eprintln!("warning: no chart: {e:#} (matplotlib lives in .venv-bench)"),
+    }
+    eprintln!(
+        "results: {}",
+        root().join("bench/results/gateway.md").display()
+    );
+    Ok(())
+}
+
+/// `.venv-bench/` with `bench/requirements.txt`, skipped when a stamp says it is current.
+fn bench_venv(venv: &Path) -> Result<()> {
+    let requirements = root().join(BENCH_REQUIREMENTS);
+    let wanted = std::fs::read_to_string(&requirements)
+        .with_context(|| format!("reading {}", requirements.display()))?;
+    let stamp = venv.join(".atlasai-requirements");
+    let python = venv.join("bin/python");
+    if python.exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+        return Ok(());
+    }
+    if !python.exists() {
+        let mut create = Command::new("python3");
+        create.args(["-m", "venv"]).arg(venv);
+        run("python3 -m venv .venv-bench", create)?;
+    }
+    let mut install = Command::new(&python);
+    install
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+        ])
+        .arg(&requirements);
+    run("pip install -r bench/requirements.txt", install)?;
+    std::fs::write(&stamp, wanted)?;
+    Ok(())
 }
 
 fn has_nextest() -> bool {

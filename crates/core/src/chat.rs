@@ -34,6 +34,14 @@ pub struct ChatRequest {
     /// Nucleus sampling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f32>,
+    /// Penalises tokens by how often they already appear (OpenAI's -2.0 to 2.0). Only the
+    /// OpenAI dialect sends it; dialects whose APIs have no such knob leave it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency_penalty: Option<f32>,
+    /// Penalises tokens that already appear at all (OpenAI's -2.0 to 2.0). Only the OpenAI
+    /// dialect sends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence_penalty: Option<f32>,
     /// Sequences that end generation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stop: Vec<String>,

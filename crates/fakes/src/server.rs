@@ -3,10 +3,12 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::response::Response;
 use http::{HeaderMap, Method};
@@ -51,6 +53,12 @@ pub struct FakeState {
     pub expected_key: Option<String>,
     /// Anything else a dialect needs (a model name to report, a region).
     pub model: String,
+    /// Extra wait between two pieces of a streamed body.
+    pacing: Mutex<Duration>,
+    /// Streamed bodies sent to the end.
+    streams_completed: AtomicUsize,
+    /// Streamed bodies the client stopped reading (it closed the connection) before the end.
+    streams_abandoned: AtomicUsize,
 }
 
 impl FakeState {
@@ -95,6 +103,9 @@ impl Fake {
             default_reply: Mutex::new(FakeReply::text("ok")),
             expected_key,
             model: model.to_owned(),
+            pacing: Mutex::new(Duration::ZERO),
+            streams_completed: AtomicUsize::new(0),
+            streams_abandoned: AtomicUsize::new(0),
         });
         let app = Router::new()
             .fallback(
@@ -111,7 +122,8 @@ impl Fake {
                         body,
                     };
                     lock(&state.requests).push(recorded.clone());
-                    handler(state, recorded).await
+                    let resp = handler(state.clone(), recorded).await;
+                    watch_stream(resp, state)
                 },
             )
             .with_state(state.clone());
@@ -163,6 +175,78 @@ impl Fake {
     pub fn pending_steps(&self) -> usize {
         lock(&self.state.steps).len()
     }
+
+    /// Waits this long between two pieces of every streamed body, so a test can act while a
+    /// stream is still in flight (read its first chunk, or go away).
+    pub fn set_stream_pacing(&self, pause: Duration) {
+        *lock(&self.state.pacing) = pause;
+    }
+
+    /// How many streamed bodies were sent to their end.
+    pub fn streams_completed(&self) -> usize {
+        self.state.streams_completed.load(Ordering::SeqCst)
+    }
+
+    /// How many streamed bodies the client abandoned before their end by closing the
+    /// connection: what a client disconnect must cause upstream.
+    pub fn streams_abandoned(&self) -> usize {
+        self.state.streams_abandoned.load(Ordering::SeqCst)
+    }
+}
+
+/// Counts a streamed body as completed or abandoned when the server drops it.
+struct StreamWatch {
+    state: Arc<FakeState>,
+    ended: bool,
+}
+
+impl Drop for StreamWatch {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.state.streams_abandoned.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Wraps streamed bodies (those without a known length) to pace them and to notice whether
+/// the client read them to the end. Bodies of known length pass untouched.
+fn watch_stream(resp: Response, state: Arc<FakeState>) -> Response {
+    if resp.body().size_hint().exact().is_some() {
+        return resp;
+    }
+    let pacing = *lock(&state.pacing);
+    let (parts, body) = resp.into_parts();
+    let watch = StreamWatch {
+        state,
+        ended: false,
+    };
+    let pieces = futures_util::stream::unfold(
+        (body.into_data_stream(), watch, true),
+        move |(mut body, mut watch, first)| async move {
+            use futures_util::StreamExt;
+            match body.next().await {
+                Some(Ok(piece)) => {
+                    // Pause before every piece but the first; the end is not delayed, so a
+                    // client that stops reading at the last piece still counts as complete.
+                    if !first && !pacing.is_zero() {
+                        tokio::time::sleep(pacing).await;
+                    }
+                    Some((Ok(piece), (body, watch, false)))
+                }
+                // A scripted reset: neither completed nor abandoned by the client.
+                Some(Err(e)) => {
+                    watch.ended = true;
+                    Some((Err(e), (body, watch, false)))
+                }
+                None => {
+                    watch.ended = true;
+                    watch.state.streams_completed.fetch_add(1, Ordering::SeqCst);
+                    None
+                }
+            }
+        },
+    );
+    Response::from_parts(parts, Body::from_stream(pieces))
 }
 
 /// Helpers the dialect modules share.

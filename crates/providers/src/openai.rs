@@ -9,6 +9,7 @@ use atlasai_core::{
     EmbeddingResponse, FinishReason, Message, ModelInfo, OPENAI_BASE_URL, ProviderErrorKind,
     ProviderKind, ProviderSettings, ResponseFormat, StreamEvent, ToolCall, ToolChoice, Usage,
 };
+use bytes::Bytes;
 use http::HeaderMap;
 use reqwest::RequestBuilder;
 use secrecy::{ExposeSecret, SecretString};
@@ -44,13 +45,16 @@ pub struct OpenAiClient {
     http: reqwest::Client,
     opts: HttpOptions,
     info: ProviderInfo,
-    style: UrlStyle,
     auth: Auth,
     organization: Option<String>,
     /// Newer OpenAI models reject `max_tokens`; compatible servers often only know it.
     use_max_completion_tokens: bool,
     /// Ollama's OpenAI-compatible streaming drops tool calls, so tool requests go unstreamed.
     stream_tools: bool,
+    /// The operation URLs, built once: parsing a URL per request is measurable overhead.
+    chat_url: Url,
+    embeddings_url: Url,
+    models_url: Url,
 }
 
 impl OpenAiClient {
@@ -88,36 +92,25 @@ impl OpenAiClient {
             // Our documentation configures Ollama as `BYOC_PROVIDER=openai` with its endpoint,
             // so recognise Ollama's well-known port as well.
             || (kind == ProviderKind::OpenAi && base.port() == Some(11434));
+        let url = |op: &str| make_url(&base, &style, &settings.model, op);
+        let (chat_url, embeddings_url, models_url) =
+            (url("chat/completions")?, url("embeddings")?, url("models")?);
         Ok(OpenAiClient {
             http: build_client(opts)?,
+            chat_url,
+            embeddings_url,
+            models_url,
             opts: opts.clone(),
             info: ProviderInfo {
                 kind,
                 model: settings.model.clone(),
                 endpoint: base,
             },
-            style,
             auth,
             organization: settings.organization.clone().filter(|o| !o.is_empty()),
             use_max_completion_tokens: official,
             stream_tools: !ollama,
         })
-    }
-
-    fn url(&self, op: &str) -> Result<Url, ProviderError> {
-        let base = self.info.endpoint.as_str().trim_end_matches('/');
-        let text = match &self.style {
-            UrlStyle::V1 => format!("{base}/{op}"),
-            UrlStyle::AzureDeployment { api_version } => {
-                let deployment = url_escape(&self.info.model);
-                if op == "models" {
-                    format!("{base}/openai/models?api-version={api_version}")
-                } else {
-                    format!("{base}/openai/deployments/{deployment}/{op}?api-version={api_version}")
-                }
-            }
-        };
-        parse_url(&text)
     }
 
     fn authorize(&self, mut req: RequestBuilder) -> RequestBuilder {
@@ -132,94 +125,324 @@ impl OpenAiClient {
         req
     }
 
-    fn body(&self, request: &ChatRequest, stream: bool) -> Value {
-        let mut body = json!({
-            "model": self.info.model,
-            "messages": request.messages.iter().map(wire_message).collect::<Vec<_>>(),
-        });
-        let obj = body.as_object_mut();
-        let Some(obj) = obj else { return body };
-        if !request.tools.is_empty() {
-            obj.insert(
-                "tools".into(),
-                request
-                    .tools
-                    .iter()
-                    .map(|t| {
-                        let mut function = json!({"name": t.name, "parameters": t.parameters});
-                        if let Some(d) = &t.description {
-                            function["description"] = json!(d);
-                        }
-                        if let Some(s) = t.strict {
-                            function["strict"] = json!(s);
-                        }
-                        json!({"type": "function", "function": function})
-                    })
-                    .collect(),
-            );
-            if let Some(p) = request.parallel_tool_calls {
-                obj.insert("parallel_tool_calls".into(), json!(p));
-            }
-        }
-        if let Some(choice) = &request.tool_choice {
-            obj.insert(
-                "tool_choice".into(),
-                match choice {
-                    ToolChoice::Auto => json!("auto"),
-                    ToolChoice::None => json!("none"),
-                    ToolChoice::Required => json!("required"),
-                    ToolChoice::Function(name) => {
-                        json!({"type": "function", "function": {"name": name}})
-                    }
-                },
-            );
-        }
-        if let Some(format) = &request.response_format {
-            obj.insert("response_format".into(), wire_response_format(format));
-        }
-        if let Some(max) = request.max_tokens {
-            let field = if self.use_max_completion_tokens {
-                "max_completion_tokens"
-            } else {
-                "max_tokens"
-            };
-            obj.insert(field.into(), json!(max));
-        }
-        if let Some(t) = request.temperature {
-            obj.insert("temperature".into(), json!(t));
-        }
-        if let Some(p) = request.top_p {
-            obj.insert("top_p".into(), json!(p));
-        }
-        if !request.stop.is_empty() {
-            obj.insert("stop".into(), json!(request.stop));
-        }
-        if let Some(seed) = request.seed {
-            obj.insert("seed".into(), json!(seed));
-        }
-        if let Some(user) = &request.user {
-            obj.insert("user".into(), json!(user));
-        }
-        if stream {
-            obj.insert("stream".into(), json!(true));
-            obj.insert("stream_options".into(), json!({"include_usage": true}));
-        }
-        body
+    /// The request body, serialised once from borrowed views of the neutral request (no copy
+    /// of the conversation into an intermediate JSON tree).
+    fn body(&self, request: &ChatRequest, stream: bool) -> Result<Bytes, ProviderError> {
+        let (max_tokens, max_completion_tokens) = if self.use_max_completion_tokens {
+            (None, request.max_tokens)
+        } else {
+            (request.max_tokens, None)
+        };
+        let has_tools = !request.tools.is_empty();
+        let body = WireRequest {
+            model: &self.info.model,
+            messages: request.messages.iter().map(WireMessageIn).collect(),
+            tools: request.tools.iter().map(WireTool::from).collect(),
+            parallel_tool_calls: request.parallel_tool_calls.filter(|_| has_tools),
+            tool_choice: request.tool_choice.as_ref().map(WireToolChoice),
+            response_format: request.response_format.as_ref().map(WireFormat),
+            max_tokens,
+            max_completion_tokens,
+            temperature: request.temperature,
+            top_p: request.top_p,
+            frequency_penalty: request.frequency_penalty,
+            presence_penalty: request.presence_penalty,
+            stop: &request.stop,
+            seed: request.seed,
+            user: request.user.as_deref(),
+            stream,
+            stream_options: stream.then_some(StreamOptions {
+                include_usage: true,
+            }),
+        };
+        to_body(&body)
     }
 
     async fn post(
         &self,
-        op: &str,
-        body: &Value,
+        url: &Url,
+        body: Bytes,
         streaming: bool,
     ) -> Result<reqwest::Response, ProviderError> {
-        let url = self.url(op)?;
         send_with_retry(&self.opts, streaming, map_error, || {
-            let req = self.authorize(self.http.post(url.clone()).json(body));
+            // `Bytes` clones share the buffer: a retry re-sends without re-serialising.
+            let req = self.authorize(
+                self.http
+                    .post(url.clone())
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone()),
+            );
             async move { Ok(req) }
         })
         .await
     }
+}
+
+fn to_body<T: Serialize>(value: &T) -> Result<Bytes, ProviderError> {
+    serde_json::to_vec(value).map(Bytes::from).map_err(|e| {
+        ProviderError::new(
+            ProviderErrorKind::BadRequest,
+            format!("could not serialise the request: {e}"),
+        )
+    })
+}
+
+/// `CreateChatCompletionRequest`, borrowing from the neutral request.
+#[derive(Serialize)]
+struct WireRequest<'a> {
+    model: &'a str,
+    messages: Vec<WireMessageIn<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<WireTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parallel_tool_calls: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<WireToolChoice<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<WireFormat<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frequency_penalty: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    presence_penalty: Option<f32>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+/// One message in OpenAI's request shape.
+struct WireMessageIn<'a>(&'a Message);
+
+impl Serialize for WireMessageIn<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self.0 {
+            Message::System { content } => {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("role", "system")?;
+                m.serialize_entry("content", content)?;
+                m.end()
+            }
+            Message::User { content } => {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("role", "user")?;
+                match content.as_slice() {
+                    // A plain string is what every compatible server accepts.
+                    [ContentPart::Text { text }] => m.serialize_entry("content", text)?,
+                    parts if parts.iter().all(|p| matches!(p, ContentPart::Text { .. })) => {
+                        m.serialize_entry("content", &atlasai_core::joined_text(parts))?;
+                    }
+                    parts => {
+                        let parts: Vec<WirePart<'_>> = parts.iter().map(WirePart).collect();
+                        m.serialize_entry("content", &parts)?;
+                    }
+                }
+                m.end()
+            }
+            Message::Assistant {
+                content,
+                tool_calls,
+            } => {
+                let mut m = s.serialize_map(None)?;
+                m.serialize_entry("role", "assistant")?;
+                m.serialize_entry("content", content)?;
+                if !tool_calls.is_empty() {
+                    let calls: Vec<WireToolCallIn<'_>> =
+                        tool_calls.iter().map(WireToolCallIn).collect();
+                    m.serialize_entry("tool_calls", &calls)?;
+                }
+                m.end()
+            }
+            Message::Tool {
+                tool_call_id,
+                content,
+            } => {
+                let mut m = s.serialize_map(Some(3))?;
+                m.serialize_entry("role", "tool")?;
+                m.serialize_entry("tool_call_id", tool_call_id)?;
+                m.serialize_entry("content", content)?;
+                m.end()
+            }
+        }
+    }
+}
+
+struct WirePart<'a>(&'a ContentPart);
+
+impl Serialize for WirePart<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(2))?;
+        match self.0 {
+            ContentPart::Text { text } => {
+                m.serialize_entry("type", "text")?;
+                m.serialize_entry("text", text)?;
+            }
+            ContentPart::ImageUrl { url } => {
+                m.serialize_entry("type", "image_url")?;
+                m.serialize_entry("image_url", &ImageUrlIn { url })?;
+            }
+        }
+        m.end()
+    }
+}
+
+#[derive(Serialize)]
+struct ImageUrlIn<'a> {
+    url: &'a str,
+}
+
+struct WireToolCallIn<'a>(&'a ToolCall);
+
+impl Serialize for WireToolCallIn<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("id", &self.0.id)?;
+        m.serialize_entry("type", "function")?;
+        m.serialize_entry(
+            "function",
+            &FunctionIn {
+                name: &self.0.name,
+                arguments: &self.0.arguments,
+            },
+        )?;
+        m.end()
+    }
+}
+
+#[derive(Serialize)]
+struct FunctionIn<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+#[derive(Serialize)]
+struct WireTool<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: WireFunctionDef<'a>,
+}
+
+#[derive(Serialize)]
+struct WireFunctionDef<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    parameters: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strict: Option<bool>,
+}
+
+impl<'a> From<&'a atlasai_core::ToolDefinition> for WireTool<'a> {
+    fn from(t: &'a atlasai_core::ToolDefinition) -> Self {
+        WireTool {
+            kind: "function",
+            function: WireFunctionDef {
+                name: &t.name,
+                description: t.description.as_deref(),
+                parameters: &t.parameters,
+                strict: t.strict,
+            },
+        }
+    }
+}
+
+struct WireToolChoice<'a>(&'a ToolChoice);
+
+impl Serialize for WireToolChoice<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            ToolChoice::Auto => s.serialize_str("auto"),
+            ToolChoice::None => s.serialize_str("none"),
+            ToolChoice::Required => s.serialize_str("required"),
+            ToolChoice::Function(name) => {
+                #[derive(Serialize)]
+                struct Named<'a> {
+                    #[serde(rename = "type")]
+                    kind: &'static str,
+                    function: NameOnly<'a>,
+                }
+                #[derive(Serialize)]
+                struct NameOnly<'a> {
+                    name: &'a str,
+                }
+                Named {
+                    kind: "function",
+                    function: NameOnly { name },
+                }
+                .serialize(s)
+            }
+        }
+    }
+}
+
+struct WireFormat<'a>(&'a ResponseFormat);
+
+impl Serialize for WireFormat<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        match self.0 {
+            ResponseFormat::Text => m.serialize_entry("type", "text")?,
+            ResponseFormat::JsonObject => m.serialize_entry("type", "json_object")?,
+            ResponseFormat::JsonSchema {
+                name,
+                schema,
+                strict,
+                description,
+            } => {
+                #[derive(Serialize)]
+                struct Schema<'a> {
+                    name: &'a str,
+                    schema: &'a Value,
+                    #[serde(skip_serializing_if = "Option::is_none")]
+                    strict: Option<bool>,
+                    #[serde(skip_serializing_if = "Option::is_none")]
+                    description: Option<&'a str>,
+                }
+                m.serialize_entry("type", "json_schema")?;
+                m.serialize_entry(
+                    "json_schema",
+                    &Schema {
+                        name,
+                        schema,
+                        strict: *strict,
+                        description: description.as_deref(),
+                    },
+                )?;
+            }
+        }
+        m.end()
+    }
+}
+
+#[derive(Serialize)]
+struct WireEmbeddingRequest<'a> {
+    model: &'a str,
+    input: &'a [String],
+    encoding_format: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dimensions: Option<u32>,
 }
 
 #[async_trait::async_trait]
@@ -229,8 +452,8 @@ impl Provider for OpenAiClient {
     }
 
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        let body = self.body(request, false);
-        let resp = self.post("chat/completions", &body, false).await?;
+        let body = self.body(request, false)?;
+        let resp = self.post(&self.chat_url, body, false).await?;
         let wire: WireResponse = read_json(resp, "chat completion").await?;
         wire.into_neutral(&self.info.model)
     }
@@ -243,8 +466,8 @@ impl Provider for OpenAiClient {
                 replay(answer).into_iter().map(Ok),
             )));
         }
-        let body = self.body(request, true);
-        let resp = self.post("chat/completions", &body, true).await?;
+        let body = self.body(request, true)?;
+        let resp = self.post(&self.chat_url, body, true).await?;
         Ok(parse_frames(
             events(resp, self.opts.timeout),
             StreamParser::default(),
@@ -252,23 +475,20 @@ impl Provider for OpenAiClient {
     }
 
     async fn embed(&self, request: &EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError> {
-        let mut body = json!({
-            "model": self.info.model,
-            "input": request.inputs,
-            "encoding_format": "float",
-        });
-        if let Some(d) = request.dimensions {
-            body["dimensions"] = json!(d);
-        }
-        let resp = self.post("embeddings", &body, false).await?;
+        let body = to_body(&WireEmbeddingRequest {
+            model: &self.info.model,
+            input: &request.inputs,
+            encoding_format: "float",
+            dimensions: request.dimensions,
+        })?;
+        let resp = self.post(&self.embeddings_url, body, false).await?;
         let wire: WireEmbeddings = read_json(resp, "embeddings response").await?;
         wire.into_neutral(&self.info.model, request.inputs.len())
     }
 
     async fn list_models(&self) -> Result<Vec<ModelInfo>, ProviderError> {
-        let url = self.url("models")?;
         let resp = send_with_retry(&self.opts, false, map_error, || {
-            let req = self.authorize(self.http.get(url.clone()));
+            let req = self.authorize(self.http.get(self.models_url.clone()));
             async move { Ok(req) }
         })
         .await?;
@@ -283,6 +503,23 @@ impl Provider for OpenAiClient {
             })
             .collect())
     }
+}
+
+/// The URL of an operation (`chat/completions`, `embeddings`, `models`).
+fn make_url(endpoint: &Url, style: &UrlStyle, model: &str, op: &str) -> Result<Url, ProviderError> {
+    let base = endpoint.as_str().trim_end_matches('/');
+    let text = match style {
+        UrlStyle::V1 => format!("{base}/{op}"),
+        UrlStyle::AzureDeployment { api_version } => {
+            let deployment = url_escape(model);
+            if op == "models" {
+                format!("{base}/openai/models?api-version={api_version}")
+            } else {
+                format!("{base}/openai/deployments/{deployment}/{op}?api-version={api_version}")
+            }
+        }
+    };
+    parse_url(&text)
 }
 
 /// Azure: the resource endpoint (deployment URLs) or the v1 API (`…/openai/v1`).
@@ -325,77 +562,6 @@ fn url_escape(segment: &str) -> String {
         }
     }
     out
-}
-
-fn wire_message(message: &Message) -> Value {
-    match message {
-        Message::System { content } => json!({"role": "system", "content": content}),
-        Message::User { content } => {
-            let only_text = content
-                .iter()
-                .all(|p| matches!(p, ContentPart::Text { .. }));
-            if only_text {
-                // A plain string is what every compatible server accepts.
-                json!({"role": "user", "content": atlasai_core::joined_text(content)})
-            } else {
-                let parts: Vec<Value> = content
-                    .iter()
-                    .map(|p| match p {
-                        ContentPart::Text { text } => json!({"type": "text", "text": text}),
-                        ContentPart::ImageUrl { url } => {
-                            json!({"type": "image_url", "image_url": {"url": url}})
-                        }
-                    })
-                    .collect();
-                json!({"role": "user", "content": parts})
-            }
-        }
-        Message::Assistant {
-            content,
-            tool_calls,
-        } => {
-            let mut m = json!({"role": "assistant", "content": content});
-            if !tool_calls.is_empty() {
-                m["tool_calls"] = tool_calls
-                    .iter()
-                    .map(|c| {
-                        json!({
-                            "id": c.id,
-                            "type": "function",
-                            "function": {"name": c.name, "arguments": c.arguments},
-                        })
-                    })
-                    .collect();
-            }
-            m
-        }
-        Message::Tool {
-            tool_call_id,
-            content,
-        } => json!({"role": "tool", "tool_call_id": tool_call_id, "content": content}),
-    }
-}
-
-fn wire_response_format(format: &ResponseFormat) -> Value {
-    match format {
-        ResponseFormat::Text => json!({"type": "text"}),
-        ResponseFormat::JsonObject => json!({"type": "json_object"}),
-        ResponseFormat::JsonSchema {
-            name,
-            schema,
-            strict,
-            description,
-        } => {
-            let mut js = json!({"name": name, "schema": schema});
-            if let Some(s) = strict {
-                js["strict"] = json!(s);
-            }
-            if let Some(d) = description {
-                js["description"] = json!(d);
-            }
-            json!({"type": "json_schema", "json_schema": js})
-        }
-    }
 }
 
 /// Reads an OpenAI-style error body. Compatible servers vary: `{"error":{"message":…}}`
@@ -805,13 +971,17 @@ mod tests {
         s.api_key = Some(SecretString::from("k"));
         let c = OpenAiClient::new(&s, &HttpOptions::default()).unwrap();
         assert_eq!(
-            c.url("chat/completions").unwrap().as_str(),
+            c.chat_url.as_str(),
             "https://res.openai.azure.com/openai/deployments/gpt%204o/chat/completions?api-version=2024-10-21"
+        );
+        assert_eq!(
+            c.models_url.as_str(),
+            "https://res.openai.azure.com/openai/models?api-version=2024-10-21"
         );
         s.endpoint = Some(Url::parse("https://res.openai.azure.com/openai/v1/").unwrap());
         let c = OpenAiClient::new(&s, &HttpOptions::default()).unwrap();
         assert_eq!(
-            c.url("chat/completions").unwrap().as_str(),
+            c.chat_url.as_str(),
             "https://res.openai.azure.com/openai/v1/chat/completions"
         );
     }

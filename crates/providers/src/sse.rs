@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use eventsource_stream::{Event, Eventsource};
-use futures_util::{Stream, StreamExt};
+use futures_util::{FutureExt, Stream, StreamExt};
 use reqwest::Response;
 
 use crate::error::ProviderError;
@@ -117,6 +117,32 @@ pub(crate) trait FrameParser<F>: Send + 'static {
     }
 }
 
+/// How long a finished stream's leftovers may take to arrive before its connection is given up.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
+/// Reads what follows a stream's end marker (the empty chunk that ends a chunked body, a
+/// trailing event), so the connection goes back to the pool: a body dropped before its end
+/// closes its connection, and the next request would pay for a new one (a TLS handshake for
+/// real providers). What has already arrived is read at once, so the connection is back before
+/// the caller sends its next request; anything later is read in the background, and the caller
+/// never waits.
+fn drain_in_background<S: Stream + Send + 'static>(mut rest: std::pin::Pin<Box<S>>) {
+    for _ in 0..8 {
+        match rest.next().now_or_never() {
+            Some(None) => return,
+            Some(Some(_)) => {}
+            None => break,
+        }
+    }
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            let _ =
+                tokio::time::timeout(DRAIN_LIMIT, async { while rest.next().await.is_some() {} })
+                    .await;
+        });
+    }
+}
+
 /// Drives a parser over a stream of frames, producing the neutral [`crate::ChatStream`].
 pub(crate) fn parse_frames<F, S, P>(frames: S, parser: P) -> crate::ChatStream
 where
@@ -141,8 +167,13 @@ where
                 Err(e) => (vec![Err(e)], false),
             },
         };
-        let next = keep_going.then_some((frames, parser));
-        Some((futures_util::stream::iter(batch), next))
+        if keep_going {
+            return Some((futures_util::stream::iter(batch), Some((frames, parser))));
+        }
+        if parser.is_done() {
+            drain_in_background(frames);
+        }
+        Some((futures_util::stream::iter(batch), None))
     });
     // The state becomes `None` after the last batch, which ends the stream on the next poll.
     Box::pin(batches.flatten())

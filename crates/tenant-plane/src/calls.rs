@@ -1,12 +1,15 @@
 //! Every model call the tenant plane makes is recorded through [`CallRecorder`]: one place
-//! that logs it, and that metrics and the egress audit build on. Features never log model
-//! calls themselves.
+//! that logs it and counts it in the metrics, and that the egress audit builds on. Features
+//! never log model calls themselves.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use atlasai_core::{ProviderErrorKind, TenantId, Usage};
 use atlasai_providers::ProviderInfo;
 use serde::Serialize;
+
+use crate::metrics::Metrics;
 
 /// Which feature made a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -90,12 +93,21 @@ pub struct ModelCall<'a> {
 pub struct CallRecorder {
     /// Counts reported to the control plane (when one is configured).
     pub usage: crate::cp::usage::UsageCounter,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl CallRecorder {
-    /// A recorder.
+    /// A recorder that only logs.
     pub fn new() -> Self {
         CallRecorder::default()
+    }
+
+    /// A recorder that also counts every call in these metrics.
+    pub fn with_metrics(metrics: Arc<Metrics>) -> Self {
+        CallRecorder {
+            metrics: Some(metrics),
+            ..CallRecorder::default()
+        }
     }
 
     /// Records one call. Never logs prompts, answers or secrets: only who, what, how much and
@@ -116,5 +128,8 @@ impl CallRecorder {
             outcome = call.outcome.as_str(),
             "model call"
         );
+        if let Some(metrics) = &self.metrics {
+            metrics.model_call(call);
+        }
     }
 }

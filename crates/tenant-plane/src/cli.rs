@@ -53,7 +53,8 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let env = Env::from_process();
-    init_logging(&env);
+    // Held to the end of `main`, so queued log lines are written before the process exits.
+    let _log_writer = init_logging(&env);
     let inputs = ConfigInputs {
         env,
         values_flag: cli.values,
@@ -79,12 +80,20 @@ pub fn main() -> ExitCode {
     })
 }
 
-fn init_logging(env: &Env) {
+fn init_logging(env: &Env) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_new(env.get("RUST_LOG").unwrap_or("info"))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Lines go to stderr from a background thread, batched: a request never waits for a
+    // write(2) to a slow log sink (a full pipe to a stalled collector would otherwise stall
+    // every request). Lines queue rather than drop; only past 128k queued lines would a
+    // request wait, as every request did before.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("atlasai-log")
+        .finish(std::io::BufWriter::new(std::io::stderr()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         // Colour codes only help a person at a terminal; in files and pipes they are noise.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if env.get("TP_LOG_FORMAT") == Some("json") {
@@ -92,6 +101,7 @@ fn init_logging(env: &Env) {
     } else {
         builder.init();
     }
+    guard
 }
 
 fn out(text: &str) {
@@ -231,6 +241,11 @@ async fn serve(inputs: ConfigInputs) -> ExitCode {
     crate::cp::spawn(state.clone());
     tracing::info!(address = %local, "tenant plane listening; {summary}; embeddings {embeddings}");
     let app = crate::http::app(state.clone());
+    // Streamed answers are many small writes; with Nagle's algorithm each would wait for the
+    // client's delayed ACK (up to 40 ms on Linux) before leaving.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal(state))
         .await;

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::calls::CallRecorder;
 use crate::config::{ConfigInputs, TenantPlaneConfig};
+use crate::metrics::Metrics;
 use crate::routing::Routes;
 
 /// A configuration and the generation number it was published under.
@@ -49,6 +50,8 @@ pub struct AppState {
     pub routes: Routes,
     /// Where every model call is recorded.
     pub calls: CallRecorder,
+    /// Prometheus metrics, or `None` when `TP_METRICS_ENABLED=0` (read at start-up).
+    pub metrics: Option<Arc<Metrics>>,
     last_reload: Mutex<ReloadStatus>,
     /// Set by tests and tools that want to force `cp_connected`; the live state is the control
     /// plane link's (see [`AppState::cp_connected`]).
@@ -68,6 +71,11 @@ impl AppState {
         generated_admin_token: Option<SecretString>,
     ) -> Arc<Self> {
         let routes = Routes::new(config.routing_cache_ttl);
+        let metrics = config.metrics.enabled.then(|| Arc::new(Metrics::new()));
+        let calls = match &metrics {
+            Some(m) => CallRecorder::with_metrics(m.clone()),
+            None => CallRecorder::new(),
+        };
         Arc::new(AppState {
             published: ArcSwap::from_pointee(Published {
                 generation: 1,
@@ -77,7 +85,8 @@ impl AppState {
             inputs,
             generated_admin_token,
             routes,
-            calls: CallRecorder::new(),
+            calls,
+            metrics,
             last_reload: Mutex::new(ReloadStatus {
                 ok: true,
                 at_unix: unix_now(),

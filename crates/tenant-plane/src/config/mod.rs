@@ -53,6 +53,10 @@ pub struct TenantPlaneConfig {
     pub cp: Option<cp::CpSettings>,
     /// The store, log ingest, search index and alert correlation settings.
     pub data: DataSettings,
+    /// The OpenAI-compatible endpoint: API keys and model aliases.
+    pub gateway: crate::gateway::GatewayConfig,
+    /// Prometheus metrics.
+    pub metrics: crate::metrics::MetricsConfig,
     /// The values file, if one was given.
     pub values_file: Option<PathBuf>,
     /// Files whose change triggers a reload: the values file and every `*_FILE` secret.

@@ -49,6 +49,12 @@ pub const KNOWN_VARS: &[&str] = &[
     "TP_CONTEXT_TOKENS",
     "TP_AIR_GAPPED",
     "TP_REDACTION",
+    "TP_API_KEYS",
+    "TP_API_KEYS_FILE",
+    "TP_MODEL_ALIASES",
+    "TP_METRICS_ENABLED",
+    "TP_METRICS_TOKEN",
+    "TP_METRICS_TOKEN_FILE",
     "EMBEDDING_PROVIDER",
     "EMBEDDING_MODEL",
     "EMBEDDING_ENDPOINT_URL",
@@ -134,6 +140,14 @@ pub(super) fn resolve(
         &embeddings,
         cp.as_ref(),
     );
+    let gateway = crate::gateway::config::resolve(
+        &mut l,
+        &mut report,
+        &mut warnings,
+        provider.as_ref(),
+        &embeddings,
+    );
+    let metrics = crate::metrics::resolve(&mut l, &mut report);
 
     if !l.errors.is_empty() {
         return Err(ConfigErrors(l.errors));
@@ -161,6 +175,8 @@ pub(super) fn resolve(
         embeddings,
         cp,
         data,
+        gateway,
+        metrics,
         values_file: values_path,
         watched_files: l.files,
         report,

@@ -8,6 +8,8 @@ mod extract;
 mod health;
 mod incidents;
 mod logs;
+mod metrics;
+mod openai;
 mod openapi;
 mod runbooks;
 mod search;
@@ -69,8 +71,14 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/runbooks/{id}", get(runbooks::get))
         .route("/api/search", get(search::search))
         .route("/api/search/status", get(search::status))
+        .route("/metrics", get(metrics::metrics))
+        .merge(openai::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(axum::middleware::from_fn(log_requests))
         .with_state(state)
 }

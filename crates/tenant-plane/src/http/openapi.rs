@@ -4,6 +4,8 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use super::openai::ApiKeyScheme;
+
 /// Every endpoint of the tenant plane.
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -13,8 +15,10 @@ use utoipa::{Modify, OpenApi};
         super::incidents::add_alert, super::incidents::list_alerts, super::incidents::add_change, super::incidents::list_changes,
         super::alerts::create, super::logs::ingest, super::logs::list,
         super::runbooks::create, super::runbooks::list, super::runbooks::get,
-        super::search::search, super::search::status),
-    modifiers(&AdminToken),
+        super::search::search, super::search::status,
+        super::metrics::metrics,
+        super::openai::chat_completions, super::openai::embeddings, super::openai::list_models, super::openai::get_model),
+    modifiers(&AdminToken, &ApiKeyScheme),
 )]
 pub struct ApiDoc;
 

@@ -191,6 +191,11 @@ async fn openapi_describes_every_route() {
         ("/api/runbooks/{id}", "get"),
         ("/api/search", "get"),
         ("/api/search/status", "get"),
+        ("/metrics", "get"),
+        ("/v1/chat/completions", "post"),
+        ("/v1/embeddings", "post"),
+        ("/v1/models", "get"),
+        ("/v1/models/{model}", "get"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -214,6 +219,7 @@ async fn openapi_describes_every_route() {
     let test = &paths["/api/ai/test"]["post"];
     assert!(test["responses"].get("503").is_some());
     assert!(doc["components"]["securitySchemes"]["admin_token"].is_object());
+    assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
     let unknown = c.get(format!("{}/api/nope", tp.url)).send().await.unwrap();
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
 }

@@ -17,10 +17,12 @@ mod client;
 
 mod api;
 mod config_errors;
+mod conformance;
 mod data_api;
 mod data_isolation;
 mod data_resilience;
 mod doc_examples;
 mod docs;
+mod gateway;
 mod reload;
 mod secrets;

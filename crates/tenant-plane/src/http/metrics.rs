@@ -1,0 +1,80 @@
+//! `GET /metrics` (Prometheus/OpenMetrics text) and the middleware that counts every request.
+//!
+//! The endpoint is unauthenticated by default, like most Prometheus targets scraped inside a
+//! cluster; with `TP_METRICS_TOKEN` set it requires that bearer token. It exposes tenant ids,
+//! model names and counts, never prompts, answers or secrets.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use secrecy::ExposeSecret;
+use subtle::ConstantTimeEq;
+
+use super::ApiError;
+use crate::state::AppState;
+
+/// The metrics exposition.
+#[utoipa::path(get, path = "/metrics", tag = "meta", responses(
+    (status = 200, description = "OpenMetrics text exposition", content_type = "application/openmetrics-text"),
+    (status = 401, description = "TP_METRICS_TOKEN is set and the bearer token is missing or wrong", body = super::ErrorBody),
+    (status = 404, description = "metrics are disabled (TP_METRICS_ENABLED=0)", body = super::ErrorBody),
+))]
+pub async fn metrics(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Some(metrics) = &state.metrics else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "metrics_disabled",
+            "metrics are disabled on this tenant plane (TP_METRICS_ENABLED=0)",
+        ));
+    };
+    if let Some(token) = &state.current().config.metrics.token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        // Constant-time comparison so response timing reveals nothing about the token.
+        let ok: bool = presented
+            .as_bytes()
+            .ct_eq(token.expose_secret().as_bytes())
+            .into();
+        if !ok {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "GET /metrics needs Authorization: Bearer <TP_METRICS_TOKEN>",
+            ));
+        }
+    }
+    Ok((
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        metrics.render(),
+    )
+        .into_response())
+}
+
+/// Counts every request by method, route template and status, and times it to the response
+/// head. Streams are timed to their first chunk (the model-call metrics cover whole answers).
+pub async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let Some(metrics) = state.metrics.as_deref() else {
+        return next.run(req).await;
+    };
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    metrics.http_request(
+        &method,
+        route.as_ref().map(MatchedPath::as_str),
+        resp.status().as_u16(),
+        started.elapsed(),
+    );
+    resp
+}
