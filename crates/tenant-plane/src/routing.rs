@@ -66,12 +66,37 @@ pub struct Route {
     pub redacted: bool,
 }
 
+/// One lock per route being built (tenant, purpose).
+type BuildLocks = HashMap<(String, Purpose), Arc<tokio::sync::Mutex<()>>>;
+
+/// One tenant's cached routes.
+#[derive(Debug, Default)]
+struct TenantRoutes {
+    chat: Option<Cached>,
+    embeddings: Option<Cached>,
+}
+
+impl TenantRoutes {
+    fn slot(&mut self, purpose: Purpose) -> &mut Option<Cached> {
+        match purpose {
+            Purpose::Chat => &mut self.chat,
+            Purpose::Embeddings => &mut self.embeddings,
+        }
+    }
+}
+
 /// The route cache, keyed by tenant and purpose, and the circuit breakers, keyed by endpoint
 /// (provider kind, base URL and model) so that their state survives route rebuilds.
+///
+/// Lookups take a short synchronous lock and allocate nothing on a hit (the request path).
+/// Building a client can be slow (a credential chain fetching from instance metadata, a
+/// service-account token exchange), so builds happen outside that lock, serialised per
+/// route only: one slow build never holds up another tenant's requests.
 #[derive(Debug)]
 pub struct Routes {
     ttl: Mutex<Duration>,
-    cache: tokio::sync::Mutex<HashMap<(TenantId, Purpose), Cached>>,
+    cache: Mutex<HashMap<String, TenantRoutes>>,
+    building: tokio::sync::Mutex<BuildLocks>,
     breakers: Mutex<HashMap<String, Arc<Breaker>>>,
     breaker_config: BreakerConfig,
     cp: Arc<CpState>,
@@ -82,7 +107,8 @@ impl Routes {
     pub fn new(ttl: Duration) -> Self {
         Routes {
             ttl: Mutex::new(ttl),
-            cache: tokio::sync::Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashMap::new()),
+            building: tokio::sync::Mutex::new(HashMap::new()),
             breakers: Mutex::new(HashMap::new()),
             breaker_config: BreakerConfig::default(),
             cp: Arc::new(CpState::default()),
@@ -203,14 +229,26 @@ impl Routes {
     ) -> Result<Option<Route>, RouteError> {
         let ttl = self.ttl();
         let cp_generation = self.cp.generation();
-        let mut cache = self.cache.lock().await;
-        let key = (tenant.clone(), purpose);
-        if let Some(c) = cache.get(&key)
-            && c.generation == published.generation
-            && c.cp_generation == cp_generation
-            && c.built_at.elapsed() < ttl
-        {
-            return Ok(c.client.clone());
+        let fresh = |c: &Cached| {
+            c.generation == published.generation
+                && c.cp_generation == cp_generation
+                && c.built_at.elapsed() < ttl
+        };
+        if let Some(hit) = self.cached(tenant, purpose, &fresh) {
+            return Ok(hit);
+        }
+        // Miss: build under this route's own lock, so concurrent requests for the same route
+        // wait for one build while other routes are served.
+        let build_lock = self
+            .building
+            .lock()
+            .await
+            .entry((tenant.as_str().to_owned(), purpose))
+            .or_default()
+            .clone();
+        let _building = build_lock.lock().await;
+        if let Some(hit) = self.cached(tenant, purpose, &fresh) {
+            return Ok(hit);
         }
         let config = &published.config;
         let portal = self.cp.portal_for(tenant);
@@ -281,21 +319,42 @@ impl Routes {
                 }
             }
         };
-        cache.insert(
-            key,
-            Cached {
-                generation: published.generation,
-                cp_generation,
-                built_at: Instant::now(),
-                client: route.clone(),
-            },
-        );
+        *self
+            .cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(tenant.as_str().to_owned())
+            .or_default()
+            .slot(purpose) = Some(Cached {
+            generation: published.generation,
+            cp_generation,
+            built_at: Instant::now(),
+            client: route.clone(),
+        });
         Ok(route)
+    }
+
+    /// The cached route, if it is still fresh.
+    fn cached(
+        &self,
+        tenant: &TenantId,
+        purpose: Purpose,
+        fresh: &dyn Fn(&Cached) -> bool,
+    ) -> Option<Option<Route>> {
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = cache.get_mut(tenant.as_str())?.slot(purpose);
+        match slot {
+            Some(c) if fresh(c) => Some(c.client.clone()),
+            _ => None,
+        }
     }
 
     /// Drops every cached client (after a reload).
     pub async fn clear(&self) {
-        self.cache.lock().await.clear();
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 }
 
