@@ -15,4 +15,4 @@ mod server;
 pub mod vertex;
 
 pub use script::{FakeReply, FakeToolCall, RetryAfter, Step, embedding_for};
-pub use server::{Fake, FakeState, Recorded};
+pub use server::{Fake, FakeState, Recorded, Responder};

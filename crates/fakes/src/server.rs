@@ -59,13 +59,45 @@ pub struct FakeState {
     streams_completed: AtomicUsize,
     /// Streamed bodies the client stopped reading (it closed the connection) before the end.
     streams_abandoned: AtomicUsize,
+    /// Chooses the answer from the request when the script is empty.
+    responder: ResponderSlot,
 }
+
+#[derive(Default)]
+struct ResponderSlot(Mutex<Option<Responder>>);
+
+impl std::fmt::Debug for ResponderSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if lock(&self.0).is_some() {
+            "Some(responder)"
+        } else {
+            "None"
+        })
+    }
+}
+
+/// Chooses a step from a model request's JSON body (`None`: the default reply). Lets a test
+/// answer by what was asked, for calls whose order or number it cannot know in advance
+/// (concurrent map calls of a map-reduce, say).
+pub type Responder = Arc<dyn Fn(&Value) -> Option<Step> + Send + Sync>;
 
 impl FakeState {
     /// The next scripted step, or the default reply.
     pub fn next_step(&self) -> Step {
         lock(&self.steps)
             .pop_front()
+            .unwrap_or_else(|| Step::Reply(lock(&self.default_reply).clone()))
+    }
+
+    /// The next scripted step; when the script is empty, the responder's choice for this
+    /// request body, else the default reply.
+    pub fn next_step_for(&self, body: &Value) -> Step {
+        if let Some(step) = lock(&self.steps).pop_front() {
+            return step;
+        }
+        let responder = lock(&self.responder.0).clone();
+        responder
+            .and_then(|r| r(body))
             .unwrap_or_else(|| Step::Reply(lock(&self.default_reply).clone()))
     }
 
@@ -106,6 +138,7 @@ impl Fake {
             pacing: Mutex::new(Duration::ZERO),
             streams_completed: AtomicUsize::new(0),
             streams_abandoned: AtomicUsize::new(0),
+            responder: ResponderSlot::default(),
         });
         let app = Router::new()
             .fallback(
@@ -154,6 +187,14 @@ impl Fake {
     /// Sets the answer used when the script is empty.
     pub fn set_default_reply(&self, reply: FakeReply) {
         *lock(&self.state.default_reply) = reply;
+    }
+
+    /// Answers by request when the script is empty (see [`Responder`]).
+    pub fn set_responder(
+        &self,
+        responder: impl Fn(&Value) -> Option<Step> + Send + Sync + 'static,
+    ) {
+        *lock(&self.state.responder.0) = Some(Arc::new(responder));
     }
 
     /// Every request received so far, in order.

@@ -285,7 +285,7 @@ async fn messages(state: &FakeState, req: &Recorded) -> Response {
         return error(404, "not_found_error", &format!("model: {model}"));
     }
     let streaming = body["stream"] == true;
-    let mut step = state.next_step();
+    let mut step = state.next_step_for(&body);
     if let Step::Stall(d) = step {
         tokio::time::sleep(d).await;
         step = Step::Reply(state.default_reply());

@@ -173,7 +173,7 @@ async fn handle(state: Arc<FakeState>, req: Recorded) -> Response {
     if let Some(resp) = rejected {
         return resp;
     }
-    let mut step = state.next_step();
+    let mut step = state.next_step_for(&body);
     if let Step::Stall(d) = step {
         tokio::time::sleep(d).await;
         step = Step::Reply(state.default_reply());

@@ -210,7 +210,7 @@ async fn handle(state: Arc<FakeState>, req: Recorded) -> Response {
     if let Some(message) = check {
         return bad_request(message);
     }
-    let mut step = state.next_step();
+    let mut step = state.next_step_for(&body);
     if let Step::Stall(d) = step {
         tokio::time::sleep(d).await;
         step = Step::Reply(state.default_reply());

@@ -7,10 +7,15 @@
 //! documented error shape.
 
 pub mod budget;
+pub mod chat;
+pub mod nl_search;
+pub mod rca;
+pub mod runbook;
 pub mod structured;
+pub mod toolbox;
 pub mod tools;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use atlasai_core::{ChatRequest, ChatResponse, ProviderErrorKind, TenantId};
@@ -53,6 +58,16 @@ pub enum AiError {
         /// The model.
         model: String,
         /// The provider's reason.
+        detail: String,
+    },
+    /// The model's context window cannot hold even the smallest request the feature needs.
+    #[error("model context window too small: {detail}")]
+    ContextTooSmall {
+        /// The provider kind.
+        provider: String,
+        /// The model.
+        model: String,
+        /// How much is needed.
         detail: String,
     },
     /// The model's answer did not match the required shape, even after a repair attempt.
@@ -101,6 +116,17 @@ impl AiError {
                     "{detail}; this feature needs a model with function calling (for example gpt-4o-mini, Claude 3+, Llama 3.1 8B+ with tool calling enabled)"
                 ),
             ),
+            AiError::ContextTooSmall {
+                provider,
+                model,
+                detail,
+            } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(provider),
+                Some(model),
+                "model context window too small",
+                detail.clone(),
+            ),
             AiError::InvalidOutput {
                 provider,
                 model,
@@ -116,21 +142,122 @@ impl AiError {
     }
 }
 
+impl AiError {
+    /// The HTTP status and the body, in the connection test's error shape.
+    pub fn body(&self) -> (StatusCode, TestFailed) {
+        let (status, provider, model, error, detail) = self.parts();
+        (
+            status,
+            TestFailed {
+                status: "error".to_owned(),
+                provider: provider.map(str::to_owned),
+                model: model.map(str::to_owned),
+                error: error.to_owned(),
+                detail,
+            },
+        )
+    }
+}
+
 impl IntoResponse for AiError {
     fn into_response(self) -> Response {
-        let (status, provider, model, error, detail) = self.parts();
-        let body = TestFailed {
-            status: "error".to_owned(),
-            provider: provider.map(str::to_owned),
-            model: model.map(str::to_owned),
-            error: error.to_owned(),
-            detail,
-        };
+        let (status, body) = self.body();
         (status, Json(body)).into_response()
     }
 }
 
-/// One feature's access to a tenant's model: the route resolved once, every call recorded.
+/// Why an AI feature request failed: the model (answered in the connection test's error
+/// shape), or the data it needed (an unknown incident, a bad field, the store).
+#[derive(Debug, thiserror::Error)]
+pub enum FeatureError {
+    /// The model could not answer.
+    #[error(transparent)]
+    Ai(#[from] AiError),
+    /// The request or the data behind it.
+    #[error(transparent)]
+    Data(#[from] crate::data::ServiceError),
+}
+
+impl From<crate::store::StoreError> for FeatureError {
+    fn from(e: crate::store::StoreError) -> Self {
+        FeatureError::Data(e.into())
+    }
+}
+
+/// A request's optional tool-calling turn limit: `default` when absent, else 1 to `max`.
+pub(crate) fn steps_param(
+    given: Option<u32>,
+    default: u32,
+    max: u32,
+) -> Result<u32, crate::data::ServiceError> {
+    match given {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(crate::data::ServiceError::invalid(format!(
+            "max_steps: {n} is not from 1 to {max}"
+        ))),
+    }
+}
+
+/// A request's optional free text (a question, instructions): trimmed, at most 2000 bytes,
+/// `None` when empty.
+pub(crate) fn optional_text(
+    field: &str,
+    value: Option<&str>,
+) -> Result<Option<String>, crate::data::ServiceError> {
+    let Some(v) = value else { return Ok(None) };
+    let v = crate::validate::text(field, v, false, 2_000)
+        .map_err(crate::data::ServiceError::Invalid)?;
+    Ok((!v.is_empty()).then_some(v))
+}
+
+/// The incident a feature is about, with its evidence counts; 404 when this tenant has none
+/// with that id.
+pub(crate) async fn incident(
+    data: &crate::data::Data,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<(String, crate::store::IncidentDetail), FeatureError> {
+    let id = crate::incidents::incident_id(id)?;
+    let detail = data
+        .store
+        .incident_detail(tenant, &id)
+        .await?
+        .ok_or_else(|| crate::data::ServiceError::NotFound {
+            what: "incident",
+            id: id.clone(),
+        })?;
+    Ok((id, detail))
+}
+
+/// What an AI answer says about how it was made: the provider and model, the tokens of every
+/// call it took, and the time from the request to the answer.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct AiMeta {
+    /// The provider kind that answered (`openai`, `anthropic`, `bedrock`, ...).
+    pub provider: String,
+    /// The model.
+    pub model: String,
+    /// Model calls made (tool-calling turns, map-reduce batches and repairs each count).
+    pub model_calls: u32,
+    /// Prompt tokens over all calls, as the provider reported them.
+    pub prompt_tokens: u32,
+    /// Completion tokens over all calls.
+    pub completion_tokens: u32,
+    /// Their sum.
+    pub total_tokens: u32,
+    /// Wall-clock time of the whole feature request, in milliseconds.
+    pub latency_ms: u64,
+}
+
+#[derive(Debug, Default)]
+struct Totals {
+    calls: u32,
+    usage: atlasai_core::Usage,
+}
+
+/// One feature's access to a tenant's model: the route resolved once, every call recorded
+/// and counted for the answer's [`AiMeta`].
 #[derive(Debug, Clone)]
 pub struct AiSession {
     state: Arc<AppState>,
@@ -138,6 +265,24 @@ pub struct AiSession {
     feature: Feature,
     client: Arc<dyn Provider>,
     published: Arc<Published>,
+    started: Instant,
+    totals: Arc<Mutex<Totals>>,
+}
+
+#[cfg(test)]
+impl AiMeta {
+    /// A made-up value for unit tests of answer assembly.
+    pub(crate) fn sample() -> AiMeta {
+        AiMeta {
+            provider: "openai".into(),
+            model: "m".into(),
+            model_calls: 1,
+            prompt_tokens: 1,
+            completion_tokens: 1,
+            total_tokens: 2,
+            latency_ms: 1,
+        }
+    }
 }
 
 impl AiSession {
@@ -166,7 +311,23 @@ impl AiSession {
             feature,
             client,
             published,
+            started: Instant::now(),
+            totals: Arc::default(),
         })
+    }
+
+    /// How the answer was made so far.
+    pub fn meta(&self) -> AiMeta {
+        let t = self.totals.lock().unwrap_or_else(PoisonError::into_inner);
+        AiMeta {
+            provider: self.provider(),
+            model: self.model(),
+            model_calls: t.calls,
+            prompt_tokens: t.usage.prompt_tokens,
+            completion_tokens: t.usage.completion_tokens,
+            total_tokens: t.usage.total_tokens,
+            latency_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        }
     }
 
     /// The provider kind, as configured.
@@ -215,6 +376,15 @@ impl AiSession {
                 model: self.model(),
                 detail: e.to_string(),
             }
+        }
+    }
+
+    /// A context-too-small error for this model.
+    pub fn context_too_small(&self, detail: impl Into<String>) -> AiError {
+        AiError::ContextTooSmall {
+            provider: self.provider(),
+            model: self.model(),
+            detail: detail.into(),
         }
     }
 
@@ -269,6 +439,22 @@ impl AiSession {
     }
 
     fn record(&self, usage: Option<atlasai_core::Usage>, started: Instant, outcome: CallOutcome) {
+        {
+            let mut t = self.totals.lock().unwrap_or_else(PoisonError::into_inner);
+            t.calls += 1;
+            if let Some(u) = usage {
+                t.usage.prompt_tokens = t.usage.prompt_tokens.saturating_add(u.prompt_tokens);
+                t.usage.completion_tokens = t
+                    .usage
+                    .completion_tokens
+                    .saturating_add(u.completion_tokens);
+                t.usage.total_tokens = t.usage.total_tokens.saturating_add(if u.total_tokens > 0 {
+                    u.total_tokens
+                } else {
+                    u.prompt_tokens + u.completion_tokens
+                });
+            }
+        }
         self.state.calls.record(&ModelCall {
             tenant: &self.tenant,
             feature: self.feature,

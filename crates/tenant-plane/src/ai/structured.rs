@@ -5,6 +5,7 @@
 use atlasai_core::{ChatRequest, ChatResponse, Message, ProviderErrorKind, ResponseFormat};
 use serde_json::Value;
 
+use super::budget::truncate;
 use super::{AiError, AiSession};
 
 /// A validated JSON answer and the token usage of every call it took.
@@ -18,15 +19,31 @@ pub struct JsonAnswer {
     pub usage: atlasai_core::Usage,
 }
 
-/// Asks for JSON matching `schema` and validates it; one repair attempt on invalid output.
+/// A check beyond the schema (evidence ids that exist, say); its error is shown to the model
+/// in the repair request like a schema violation.
+pub type ExtraCheck<'a> = &'a (dyn Fn(&Value) -> Result<(), String> + Send + Sync);
+
+/// Tokens of an invalid answer quoted back in the repair request; the rest is cut.
+const REPAIR_ECHO_TOKENS: u32 = 300;
+
+/// Tokens a feature should keep free in its prompt for the repair request (the quoted answer
+/// and the instructions), so a repair never exceeds the context window.
+pub const REPAIR_RESERVE_TOKENS: u32 = REPAIR_ECHO_TOKENS + 120;
+
+/// Asks for JSON matching `schema` and validates it (and `extra`, when given); one repair
+/// attempt on invalid output. The request's `max_tokens` defaults to the session budget's
+/// answer reserve.
 pub async fn complete_json(
     session: &AiSession,
     mut request: ChatRequest,
     name: &str,
     schema: &Value,
+    extra: Option<ExtraCheck<'_>>,
 ) -> Result<JsonAnswer, AiError> {
     let validator = jsonschema::validator_for(schema)
         .map_err(|e| session.invalid_output(format!("internal schema {name} is invalid: {e}")))?;
+    let budget = session.budget();
+    request.max_tokens.get_or_insert(budget.output);
     request.response_format = Some(ResponseFormat::JsonSchema {
         name: name.to_owned(),
         schema: schema.clone(),
@@ -37,12 +54,9 @@ pub async fn complete_json(
     });
     let mut usage = atlasai_core::Usage::default();
     let mut calls = 0u32;
-    let first = match send(session, &mut request, schema, &mut calls, &mut usage).await {
-        Ok(r) => r,
-        Err(e) => return Err(e),
-    };
+    let first = send(session, &mut request, schema, &mut calls, &mut usage).await?;
     let text = first.content.clone().unwrap_or_default();
-    let problems = match check(&validator, &text) {
+    let problems = match check(&validator, extra, &text) {
         Ok(value) => {
             return Ok(JsonAnswer {
                 value,
@@ -57,14 +71,26 @@ pub async fn complete_json(
         schema = name,
         "model answer did not match the schema; asking once for a repair: {problems}"
     );
-    request.messages.push(Message::assistant(text));
+    request
+        .messages
+        .push(Message::assistant(truncate(&text, REPAIR_ECHO_TOKENS)));
     request.messages.push(Message::user(format!(
         "Your answer is not valid: {problems}. Reply again with only the corrected JSON \
          object, matching the schema exactly, and nothing else."
     )));
+    if !budget.fits(&request) {
+        // The prompt left no room to quote the answer back; the reasons alone must do.
+        let at = request.messages.len() - 2;
+        request.messages[at] = Message::assistant("[previous answer omitted]");
+        if !budget.fits(&request) {
+            return Err(session.invalid_output(format!(
+                "the answer did not match the {name} schema ({problems}), and the model's context window has no room for a repair request"
+            )));
+        }
+    }
     let second = send(session, &mut request, schema, &mut calls, &mut usage).await?;
     let text = second.content.unwrap_or_default();
-    match check(&validator, &text) {
+    match check(&validator, extra, &text) {
         Ok(value) => Ok(JsonAnswer {
             value,
             calls,
@@ -74,6 +100,18 @@ pub async fn complete_json(
             "the answer did not match the {name} schema after one repair attempt: {problems}"
         ))),
     }
+}
+
+/// Validates a text answer against `schema` (and `extra`) without calling the model: for
+/// answers that were asked for in the prompt and may already be valid.
+pub fn validate(
+    schema: &Value,
+    extra: Option<ExtraCheck<'_>>,
+    text: &str,
+) -> Result<Value, String> {
+    let validator = jsonschema::validator_for(schema)
+        .map_err(|e| format!("internal schema is invalid: {e}"))?;
+    check(&validator, extra, text)
 }
 
 /// Sends the request; when the provider rejects structured output itself (older vLLM and
@@ -125,7 +163,11 @@ fn rejects_structured_output(e: &atlasai_providers::ProviderError) -> bool {
 }
 
 /// Parses and validates an answer; the error lists what is wrong, briefly.
-fn check(validator: &jsonschema::Validator, text: &str) -> Result<Value, String> {
+fn check(
+    validator: &jsonschema::Validator,
+    extra: Option<ExtraCheck<'_>>,
+    text: &str,
+) -> Result<Value, String> {
     let json = extract_json(text).ok_or_else(|| {
         let shown: String = text.chars().take(120).collect();
         format!("it is not a JSON object (it starts with {shown:?})")
@@ -144,11 +186,13 @@ fn check(validator: &jsonschema::Validator, text: &str) -> Result<Value, String>
             }
         })
         .collect();
-    if errors.is_empty() {
-        Ok(value)
-    } else {
-        Err(errors.join("; "))
+    if !errors.is_empty() {
+        return Err(errors.join("; "));
     }
+    if let Some(extra) = extra {
+        extra(&value)?;
+    }
+    Ok(value)
 }
 
 /// The JSON object in an answer: the whole text, or the first `{` to the last `}` (models
@@ -173,22 +217,22 @@ mod tests {
         let schema =
             json!({"type": "object", "required": ["a"], "properties": {"a": {"type": "integer"}}});
         let v = jsonschema::validator_for(&schema).unwrap();
-        assert_eq!(check(&v, "{\"a\": 1}").unwrap(), json!({"a": 1}));
+        assert_eq!(check(&v, None, "{\"a\": 1}").unwrap(), json!({"a": 1}));
         assert_eq!(
-            check(&v, "```json\n{\"a\": 2}\n```").unwrap(),
+            check(&v, None, "```json\n{\"a\": 2}\n```").unwrap(),
             json!({"a": 2})
         );
-        let err = check(&v, "{\"a\": \"x\"}").unwrap_err();
+        let err = check(&v, None, "{\"a\": \"x\"}").unwrap_err();
         assert!(err.contains("/a"), "{err}");
-        let err = check(&v, "{}").unwrap_err();
+        let err = check(&v, None, "{}").unwrap_err();
         assert!(err.contains("\"a\" is a required property"), "{err}");
         assert!(
-            check(&v, "I cannot answer that")
+            check(&v, None, "I cannot answer that")
                 .unwrap_err()
                 .contains("not a JSON object")
         );
         assert!(
-            check(&v, "{not json}")
+            check(&v, None, "{not json}")
                 .unwrap_err()
                 .contains("not valid JSON")
         );

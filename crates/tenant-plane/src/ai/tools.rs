@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use atlasai_core::{ChatRequest, ChatResponse, Message, ToolCall, ToolDefinition};
+use atlasai_core::{ChatRequest, ChatResponse, Message, ToolCall, ToolChoice, ToolDefinition};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -23,7 +23,7 @@ pub trait ToolBox: Send + Sync {
 }
 
 /// One tool call the loop made, for the answer's trace.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ToolTrace {
     /// The tool.
     pub name: String,
@@ -61,6 +61,7 @@ pub async fn run(
 ) -> Result<LoopOutcome, AiError> {
     request.tools = toolbox.definitions();
     let budget = session.budget();
+    request.max_tokens.get_or_insert(budget.output);
     // One tool result may use at most a fifth of the prompt budget (HolmesGPT's lesson:
     // uncapped log fetches overflow the context).
     let per_result = (budget.prompt() / 5).max(256);
@@ -93,9 +94,10 @@ pub async fn run(
                 .push(Message::tool(&call.id, truncate(&result, per_result)));
         }
         if steps >= max_steps {
-            // Out of steps: ask for the answer without tools, from what was gathered.
-            request.tools.clear();
-            request.tool_choice = None;
+            // Out of steps: ask for the answer from what was gathered. The tools stay declared
+            // (Anthropic and Bedrock refuse tool blocks in a history without them); the choice
+            // forbids calling them.
+            request.tool_choice = Some(ToolChoice::None);
             request.messages.push(Message::user(
                 "You have used all tool calls available. Answer now from the information gathered so far.",
             ));
@@ -114,7 +116,11 @@ pub async fn run(
     }
 }
 
-async fn run_tool(toolbox: &dyn ToolBox, call: &ToolCall, trace: &mut Vec<ToolTrace>) -> String {
+pub(crate) async fn run_tool(
+    toolbox: &dyn ToolBox,
+    call: &ToolCall,
+    trace: &mut Vec<ToolTrace>,
+) -> String {
     let started = Instant::now();
     let args: Result<Value, String> = if call.arguments.trim().is_empty() {
         Ok(Value::Object(Default::default()))
@@ -167,4 +173,31 @@ pub fn fit(request: &mut ChatRequest, budget: &Budget) {
         }
         index = i + 1;
     }
+}
+
+/// The tool-calling part of a conversation as plain text (calls, results and the model's
+/// notes, oldest first), for a follow-up request that should not carry tool blocks. Each
+/// result is cut to `per_result` tokens.
+pub fn transcript(messages: &[Message], per_result: u32) -> String {
+    let mut out = String::new();
+    for m in messages {
+        match m {
+            Message::Assistant {
+                content,
+                tool_calls,
+            } => {
+                if let Some(c) = content.as_deref().filter(|c| !c.trim().is_empty()) {
+                    out.push_str(&format!("Notes: {}\n", c.trim()));
+                }
+                for call in tool_calls {
+                    out.push_str(&format!("Called {}({})\n", call.name, call.arguments));
+                }
+            }
+            Message::Tool { content, .. } => {
+                out.push_str(&format!("Result: {}\n", truncate(content, per_result)));
+            }
+            Message::System { .. } | Message::User { .. } => {}
+        }
+    }
+    out
 }

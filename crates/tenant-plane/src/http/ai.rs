@@ -1,4 +1,6 @@
-//! `POST /api/ai/test`: the connection test.
+//! The AI endpoints: `POST /api/ai/test` (the connection test), `/api/ai/rca`,
+//! `/api/ai/runbook`, `/api/ai/chat` and `/api/ai/search`. Handlers only extract and call the
+//! features in [`crate::ai`].
 
 use std::sync::Arc;
 
@@ -9,8 +11,17 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use axum::body::Body;
+use axum::http::{HeaderName, header};
+
 use super::ApiError;
 use super::auth::{Admin, Tenant};
+use super::extract::{DataApi, JsonBody};
+use crate::ai::FeatureError;
+use crate::ai::chat::{ChatAnswer, ChatApiRequest};
+use crate::ai::nl_search::{NlSearchAnswer, NlSearchRequest};
+use crate::ai::rca::{RcaAnswer, RcaRequest};
+use crate::ai::runbook::{RunbookAnswer, RunbookRequest};
 use crate::connection_test::{self, Outcome, Target, TestFailed, TestOk};
 use crate::state::AppState;
 
@@ -73,4 +84,150 @@ pub async fn test_connection(
             }
         },
     )
+}
+
+/// A feature's failure: the model's in the connection test's error shape, the rest as
+/// [`ApiError`].
+fn feature_error(e: FeatureError) -> Response {
+    match e {
+        FeatureError::Ai(ai) => ai.into_response(),
+        FeatureError::Data(d) => ApiError::from(d).into_response(),
+    }
+}
+
+/// Root cause analysis of an incident: its alerts, changes, recurring log errors and the most
+/// relevant log lines, fitted into the model's context (summarised in batches when they do
+/// not fit), answered as ranked hypotheses that cite their evidence.
+#[utoipa::path(
+    post, path = "/api/ai/rca", tag = "ai",
+    request_body = RcaRequest,
+    params(("x-tenant-id" = String, Header, description = "the tenant")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "the analysis", body = RcaAnswer),
+        (status = 400, description = "a field is invalid; the message names it", body = super::ErrorBody),
+        (status = 401, body = super::ErrorBody),
+        (status = 404, description = "no such incident", body = super::ErrorBody),
+        (status = 422, description = "the model's context window is too small", body = TestFailed),
+        (status = 502, description = "the model's answer was invalid after one repair attempt", body = TestFailed),
+        (status = 503, description = "AI provider temporarily unavailable, or not configured", body = TestFailed),
+    )
+)]
+pub async fn rca(
+    _admin: Admin,
+    Tenant(tenant): Tenant,
+    State(state): State<Arc<AppState>>,
+    DataApi(data): DataApi,
+    JsonBody(body): JsonBody<RcaRequest>,
+) -> Response {
+    match crate::ai::rca::analyse(&state, &data, &tenant, &body).await {
+        Ok(answer) => Json(answer).into_response(),
+        Err(e) => feature_error(e),
+    }
+}
+
+/// Generates a remediation runbook: the model investigates with read-only tools (incident,
+/// logs, runbook knowledge, similar incidents), then writes steps with commands, risk levels,
+/// rollbacks and verifications.
+#[utoipa::path(
+    post, path = "/api/ai/runbook", tag = "ai",
+    request_body = RunbookRequest,
+    params(("x-tenant-id" = String, Header, description = "the tenant")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "the runbook", body = RunbookAnswer),
+        (status = 400, description = "a field is invalid; the message names it", body = super::ErrorBody),
+        (status = 401, body = super::ErrorBody),
+        (status = 404, description = "no such incident", body = super::ErrorBody),
+        (status = 422, description = "model does not support tool use", body = TestFailed),
+        (status = 502, description = "the model's answer was invalid after one repair attempt", body = TestFailed),
+        (status = 503, description = "AI provider temporarily unavailable, or not configured", body = TestFailed),
+    )
+)]
+pub async fn runbook(
+    _admin: Admin,
+    Tenant(tenant): Tenant,
+    State(state): State<Arc<AppState>>,
+    DataApi(data): DataApi,
+    JsonBody(body): JsonBody<RunbookRequest>,
+) -> Response {
+    match crate::ai::runbook::generate(&state, &data, &tenant, &body).await {
+        Ok(answer) => Json(answer).into_response(),
+        Err(e) => feature_error(e),
+    }
+}
+
+/// Copilot chat: a multi-turn conversation, optionally about one incident, with read-only
+/// tools. Streamed as server-sent events (`meta`, `delta`, `tool_call`, `tool_result`, then
+/// `done` or `error`) unless `"stream": false`.
+#[utoipa::path(
+    post, path = "/api/ai/chat", tag = "ai",
+    request_body = ChatApiRequest,
+    params(("x-tenant-id" = String, Header, description = "the tenant")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "text/event-stream, or the whole answer with \"stream\": false", body = ChatAnswer),
+        (status = 400, description = "a field is invalid; the message names it", body = super::ErrorBody),
+        (status = 401, body = super::ErrorBody),
+        (status = 404, description = "no such incident", body = super::ErrorBody),
+        (status = 422, description = "model does not support tool use", body = TestFailed),
+        (status = 503, description = "AI provider temporarily unavailable, or not configured", body = TestFailed),
+    )
+)]
+pub async fn chat(
+    _admin: Admin,
+    Tenant(tenant): Tenant,
+    State(state): State<Arc<AppState>>,
+    DataApi(data): DataApi,
+    JsonBody(body): JsonBody<ChatApiRequest>,
+) -> Response {
+    let prepared = match crate::ai::chat::prepare(&state, &data, &tenant, &body).await {
+        Ok(p) => p,
+        Err(e) => return feature_error(e),
+    };
+    if body.stream == Some(false) {
+        return match crate::ai::chat::answer(prepared).await {
+            Ok(answer) => Json(answer).into_response(),
+            Err(e) => e.into_response(),
+        };
+    }
+    match crate::ai::chat::stream(prepared).await {
+        Ok(events) => (
+            [
+                (header::CONTENT_TYPE, "text/event-stream"),
+                (header::CACHE_CONTROL, "no-cache"),
+                // Proxies (nginx) must pass events on as they come.
+                (HeaderName::from_static("x-accel-buffering"), "no"),
+            ],
+            Body::from_stream(events),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Natural-language search: the model turns the question into keywords and filters; without
+/// a working model the question is searched as typed. Always answers with results and says
+/// how they were found.
+#[utoipa::path(
+    post, path = "/api/ai/search", tag = "ai",
+    request_body = NlSearchRequest,
+    params(("x-tenant-id" = String, Header, description = "the tenant")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "the results, and how the question was interpreted", body = NlSearchAnswer),
+        (status = 400, description = "a field is invalid; the message names it", body = super::ErrorBody),
+        (status = 401, body = super::ErrorBody),
+    )
+)]
+pub async fn search(
+    _admin: Admin,
+    Tenant(tenant): Tenant,
+    State(state): State<Arc<AppState>>,
+    DataApi(data): DataApi,
+    JsonBody(body): JsonBody<NlSearchRequest>,
+) -> Result<Json<NlSearchAnswer>, ApiError> {
+    Ok(Json(
+        crate::ai::nl_search::search(&state, &data, &tenant, &body).await?,
+    ))
 }

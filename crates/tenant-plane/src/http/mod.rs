@@ -42,6 +42,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/api/ai/test", post(ai::test_connection))
+        .route("/api/ai/rca", post(ai::rca))
+        .route("/api/ai/runbook", post(ai::runbook))
+        .route("/api/ai/chat", post(ai::chat))
+        .route("/api/ai/search", post(ai::search))
         .route("/api/status", get(status::status))
         .route("/api/openapi.json", get(openapi::openapi_json))
         .route(

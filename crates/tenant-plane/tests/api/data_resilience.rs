@@ -111,6 +111,43 @@ async fn everything_but_ai_works_with_the_provider_down(backend: Backend) {
     assert_eq!(found["mode"], "keyword");
     assert!(found["mode_reason"].is_string(), "{found}");
     assert_eq!(found["results"].as_array().unwrap().len(), 1, "{found}");
+    // The AI features answer with the connection test's error shape; natural-language search
+    // falls back to searching the question as typed.
+    for (path, body) in [
+        ("/api/ai/rca", json!({"incident_id": incident})),
+        ("/api/ai/runbook", json!({"incident_id": incident})),
+        (
+            "/api/ai/chat",
+            json!({"messages": [{"role": "user", "content": "what broke?"}]}),
+        ),
+    ] {
+        let (status, err) = api.post(path, &body).await;
+        assert_eq!(status, 503, "{path}: {err}");
+        assert_eq!(err["status"], "error", "{path}: {err}");
+        assert_eq!(
+            err["error"], "AI provider temporarily unavailable",
+            "{path}: {err}"
+        );
+        assert_eq!(err["provider"], "openai", "{path}: {err}");
+        assert_eq!(err["model"], "gpt-4o-mini", "{path}: {err}");
+    }
+    let (status, nl) = api
+        .post("/api/ai/search", &json!({"query": "upstream timed out"}))
+        .await;
+    assert_eq!(status, 200, "{nl}");
+    assert_eq!(nl["interpreted_by"], "plain", "{nl}");
+    assert!(
+        nl["fallback_reason"]
+            .as_str()
+            .unwrap()
+            .contains("AI provider temporarily unavailable"),
+        "{nl}"
+    );
+    assert_eq!(nl["results"]["results"][0]["kind"], "log", "{nl}");
+    assert_eq!(
+        nl["results"]["results"][0]["snippet"], "upstream timed out after 30s",
+        "{nl}"
+    );
     let (status, s) = api.get("/api/search/status").await;
     assert_eq!(status, 200);
     assert_eq!(

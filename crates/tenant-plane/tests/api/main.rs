@@ -15,6 +15,7 @@ mod pg;
 
 mod client;
 
+mod ai_features;
 mod api;
 mod config_errors;
 mod conformance;
