@@ -157,3 +157,15 @@ pub enum FallbackPolicy {
     /// Use the managed cloud model (data leaves the customer's network).
     CloudFallback,
 }
+
+impl FallbackPolicy {
+    /// The name used in configuration and the API (`fail_closed`, `queue_and_retry`,
+    /// `cloud_fallback`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FallbackPolicy::FailClosed => "fail_closed",
+            FallbackPolicy::QueueAndRetry => "queue_and_retry",
+            FallbackPolicy::CloudFallback => "cloud_fallback",
+        }
+    }
+}

@@ -237,6 +237,7 @@ async fn serve(inputs: ConfigInputs) -> ExitCode {
     let state = AppState::new(config, inputs, generated);
     state.attach_data(data.clone());
     data.start(&state);
+    crate::jobs::spawn_workers(state.clone());
     crate::reload::spawn(state.clone());
     crate::cp::spawn(state.clone());
     tracing::info!(address = %local, "tenant plane listening; {summary}; embeddings {embeddings}");

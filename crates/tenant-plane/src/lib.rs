@@ -18,6 +18,7 @@ pub mod gateway;
 pub mod http;
 pub mod incidents;
 pub mod ingest;
+pub mod jobs;
 pub mod metrics;
 pub mod reload;
 pub mod routing;

@@ -22,6 +22,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
@@ -191,6 +192,11 @@ struct BuildLabels {
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    state: &'static str,
+}
+
 /// Every metric of the tenant plane.
 #[derive(Debug)]
 pub struct Metrics {
@@ -201,6 +207,8 @@ pub struct Metrics {
     calls: Family<OutcomeLabels, Counter>,
     call_duration: HistogramFamily<CallLabels>,
     tokens: Family<TokenLabels, Counter>,
+    queue_jobs: Family<QueueLabels, Gauge>,
+    queue_oldest: Gauge<f64, std::sync::atomic::AtomicU64>,
     routes: Interner,
     tenants: Interner,
     models: Interner,
@@ -264,6 +272,19 @@ impl Metrics {
             "Tokens reported by the provider, by tenant, feature, provider, model and type (prompt or completion)",
             tokens.clone(),
         );
+        let queue_jobs = Family::<QueueLabels, Gauge>::default();
+        let queue_oldest = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "atlasai_ai_queue_jobs",
+            "AI requests queued under queue_and_retry, by state (queued, running), all tenants",
+            queue_jobs.clone(),
+        );
+        registry.register_with_unit(
+            "atlasai_ai_queue_oldest_job_age",
+            "Age of the oldest unfinished queued AI request (0 when none)",
+            Unit::Seconds,
+            queue_oldest.clone(),
+        );
         registry.register(
             "atlasai_tenant_plane_build",
             "The running version",
@@ -279,6 +300,8 @@ impl Metrics {
             calls,
             call_duration,
             tokens,
+            queue_jobs,
+            queue_oldest,
             routes: Interner::new(MAX_ROUTES),
             tenants: Interner::new(MAX_TENANTS),
             models: Interner::new(MAX_MODELS),
@@ -356,6 +379,17 @@ impl Metrics {
                 model,
             })
             .observe(call.latency.as_secs_f64());
+    }
+
+    /// Sets the queue gauges (read from the store at each scrape).
+    pub fn queue(&self, queued: i64, running: i64, oldest_age_seconds: f64) {
+        self.queue_jobs
+            .get_or_create(&QueueLabels { state: "queued" })
+            .set(queued);
+        self.queue_jobs
+            .get_or_create(&QueueLabels { state: "running" })
+            .set(running);
+        self.queue_oldest.set(oldest_age_seconds);
     }
 
     /// The exposition text.

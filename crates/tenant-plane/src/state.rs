@@ -50,6 +50,8 @@ pub struct AppState {
     pub routes: Routes,
     /// Where every model call is recorded.
     pub calls: CallRecorder,
+    /// The queue of AI requests accepted under `queue_and_retry`.
+    pub jobs: crate::jobs::Jobs,
     /// Prometheus metrics, or `None` when `TP_METRICS_ENABLED=0` (read at start-up).
     pub metrics: Option<Arc<Metrics>>,
     last_reload: Mutex<ReloadStatus>,
@@ -86,6 +88,7 @@ impl AppState {
             generated_admin_token,
             routes,
             calls,
+            jobs: crate::jobs::Jobs::default(),
             metrics,
             last_reload: Mutex::new(ReloadStatus {
                 ok: true,

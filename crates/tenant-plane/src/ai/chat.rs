@@ -71,7 +71,7 @@ pub struct ChatTurn {
 }
 
 /// `POST /api/ai/chat`.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChatApiRequest {
     /// The conversation so far, oldest first, ending with the user's new message.

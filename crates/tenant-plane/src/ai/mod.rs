@@ -49,6 +49,9 @@ pub enum AiError {
         model: String,
         /// The provider's reason, secrets removed.
         detail: String,
+        /// When the provider said to try again (a `retry-after`, or when an open circuit
+        /// lets a probe through), if it said.
+        retry_after: Option<std::time::Duration>,
     },
     /// The model cannot call tools, which the feature needs.
     #[error("model does not support tool use: {detail}")]
@@ -96,6 +99,7 @@ impl AiError {
                 provider,
                 model,
                 detail,
+                ..
             } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Some(provider),
@@ -302,6 +306,7 @@ impl AiSession {
                     provider: p.map(|p| p.kind.to_string()).unwrap_or_default(),
                     model: p.map(|p| p.model.clone()).unwrap_or_default(),
                     detail: e.to_string(),
+                    retry_after: None,
                 });
             }
         };
@@ -375,6 +380,7 @@ impl AiSession {
                 provider: self.provider(),
                 model: self.model(),
                 detail: e.to_string(),
+                retry_after: e.retry_after,
             }
         }
     }

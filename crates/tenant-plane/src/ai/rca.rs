@@ -59,7 +59,7 @@ items it rests on (the ids in square brackets, without the brackets). Answer wit
 object that matches the schema.";
 
 /// `POST /api/ai/rca`.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RcaRequest {
     /// The incident to analyse.

@@ -28,7 +28,7 @@ pub const DEFAULT_MAX_STEPS: u32 = 8;
 pub const MAX_STEPS: u32 = 20;
 
 /// `POST /api/ai/runbook`.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunbookRequest {
     /// The incident to write a runbook for.

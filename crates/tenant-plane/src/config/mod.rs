@@ -45,6 +45,8 @@ pub struct TenantPlaneConfig {
     pub air_gapped: bool,
     /// Prompt redaction before requests leave (`TP_REDACTION`).
     pub redaction: Redaction,
+    /// The fallback policy and the queue of `queue_and_retry`.
+    pub queue: QueueSettings,
     /// The chat provider, or `None` when AI is not configured.
     pub provider: Option<ProviderSettings>,
     /// The embedding backend.
@@ -65,6 +67,20 @@ pub struct TenantPlaneConfig {
     pub report: Vec<ReportRow>,
     /// Things worth knowing that do not stop the tenant plane.
     pub warnings: Vec<String>,
+}
+
+/// The fallback policy set locally, and how queued AI requests are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSettings {
+    /// `TP_FALLBACK_POLICY`; `None` leaves it to the portal (default fail closed).
+    pub policy: Option<atlasai_core::FallbackPolicy>,
+    /// How long a queued request is retried before it expires (`TP_QUEUE_DEADLINE`).
+    pub deadline: Duration,
+    /// The delay before the first retry; each later one doubles, up to 5 minutes
+    /// (`TP_QUEUE_BACKOFF`).
+    pub backoff: Duration,
+    /// Concurrent workers per replica (`TP_QUEUE_WORKERS`).
+    pub workers: usize,
 }
 
 /// When prompts are redacted before they leave.

@@ -49,6 +49,10 @@ pub const KNOWN_VARS: &[&str] = &[
     "TP_CONTEXT_TOKENS",
     "TP_AIR_GAPPED",
     "TP_REDACTION",
+    "TP_FALLBACK_POLICY",
+    "TP_QUEUE_DEADLINE",
+    "TP_QUEUE_WORKERS",
+    "TP_QUEUE_BACKOFF",
     "TP_API_KEYS",
     "TP_API_KEYS_FILE",
     "TP_MODEL_ALIASES",
@@ -131,6 +135,7 @@ pub(super) fn resolve(
     let provider = provider(&mut l, &mut report, &mut warnings);
     let context_tokens = context_tokens(&mut l, &mut report);
     let redaction = redaction(&mut l, &mut report);
+    let queue = queue(&mut l, &mut report);
     let embeddings = embeddings(&mut l, &mut report, provider.as_ref());
     let cp = super::cp::resolve(&mut l, &mut report, &mut warnings);
     let air_gapped = air_gapped(
@@ -171,6 +176,7 @@ pub(super) fn resolve(
         context_tokens,
         air_gapped,
         redaction,
+        queue,
         provider,
         embeddings,
         cp,
@@ -470,6 +476,71 @@ fn check_internal(url: &Url) -> Result<(), String> {
         )),
         None if addrs.is_empty() => Err("whose name resolves to no address".to_owned()),
         None => Ok(()),
+    }
+}
+
+fn queue(l: &mut Layers<'_>, report: &mut Vec<ReportRow>) -> super::QueueSettings {
+    use atlasai_core::FallbackPolicy;
+    let policy = match l.get("TP_FALLBACK_POLICY", Some("byoc.fallbackPolicy")) {
+        None => None,
+        Some(s) => {
+            let p = match s.value.to_ascii_lowercase().replace('-', "_").as_str() {
+                "fail_closed" => Some(FallbackPolicy::FailClosed),
+                "queue_and_retry" => Some(FallbackPolicy::QueueAndRetry),
+                "cloud_fallback" => Some(FallbackPolicy::CloudFallback),
+                other => {
+                    l.error(format!(
+                        "{}: {other:?} is not a fallback policy; use fail_closed (AI features answer \"AI provider temporarily unavailable\"), queue_and_retry (accept the request and retry it until TP_QUEUE_DEADLINE) or cloud_fallback (the managed model; needs AI_CREDITS_FAIL_OPEN=1 and a control plane)",
+                        s.source.setting_name()
+                    ));
+                    None
+                }
+            };
+            if p.is_some() {
+                report.push(row(
+                    "fallback policy",
+                    s.value.to_ascii_lowercase(),
+                    s.source,
+                ));
+            }
+            p
+        }
+    };
+    let deadline = duration(
+        l,
+        "TP_QUEUE_DEADLINE",
+        Duration::from_secs(3600),
+        "queue deadline",
+        report,
+    );
+    let backoff = duration(
+        l,
+        "TP_QUEUE_BACKOFF",
+        Duration::from_secs(5),
+        "queue first retry",
+        report,
+    );
+    let workers = match l.get("TP_QUEUE_WORKERS", None) {
+        None => 2,
+        Some(s) => match s.value.parse::<usize>() {
+            Ok(n) if (1..=16).contains(&n) => {
+                report.push(row("queue workers", n.to_string(), s.source));
+                n
+            }
+            _ => {
+                l.error(format!(
+                    "TP_QUEUE_WORKERS: {:?} is not a number from 1 to 16",
+                    s.value
+                ));
+                2
+            }
+        },
+    };
+    super::QueueSettings {
+        policy,
+        deadline,
+        backoff,
+        workers,
     }
 }
 

@@ -149,6 +149,7 @@ pub const VALUES_KEYS: &[(&str, &str)] = &[
     ("byoc.gcpProject", "BYOC_GCP_PROJECT"),
     ("byoc.contextTokens", "TP_CONTEXT_TOKENS"),
     ("byoc.redaction", "TP_REDACTION"),
+    ("byoc.fallbackPolicy", "TP_FALLBACK_POLICY"),
     ("embeddings.provider", "EMBEDDING_PROVIDER"),
     ("embeddings.model", "EMBEDDING_MODEL"),
     ("embeddings.endpointUrl", "EMBEDDING_ENDPOINT_URL"),

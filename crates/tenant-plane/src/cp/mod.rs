@@ -153,6 +153,12 @@ impl CpState {
         (&s.tenant == tenant).then(|| s.managed.clone()).flatten()
     }
 
+    /// The portal's fallback policy for a tenant, when the portal has settings for it.
+    pub fn portal_policy(&self, tenant: &TenantId) -> Option<FallbackPolicy> {
+        let s = self.snapshot()?;
+        (&s.tenant == tenant && s.has_portal_settings).then_some(s.fallback_policy)
+    }
+
     /// Whether the managed model may stand in for a tenant's failing provider right now:
     /// the policy allows it, `AI_CREDITS_FAIL_OPEN=1` is set, and the control plane is
     /// reachable. Without portal settings the variable alone is the customer's choice.

@@ -22,7 +22,8 @@ use crate::ai::chat::{ChatAnswer, ChatApiRequest};
 use crate::ai::nl_search::{NlSearchAnswer, NlSearchRequest};
 use crate::ai::rca::{RcaAnswer, RcaRequest};
 use crate::ai::runbook::{RunbookAnswer, RunbookRequest};
-use crate::connection_test::{self, Outcome, Target, TestFailed, TestOk};
+use crate::connection_test::{self, Target, TestFailed, TestOk};
+use crate::jobs::{self, JobView, Outcome};
 use crate::state::AppState;
 
 /// The request body: `{"test": true}`, optionally with `"target": "embeddings"`.
@@ -78,12 +79,32 @@ pub async fn test_connection(
     }
     Ok(
         match connection_test::run(&state, &tenant, body.target).await {
-            Outcome::Ok(ok) => (StatusCode::OK, Json(ok)).into_response(),
-            Outcome::NotConfigured(f) | Outcome::Failed(f) => {
+            connection_test::Outcome::Ok(ok) => (StatusCode::OK, Json(ok)).into_response(),
+            connection_test::Outcome::NotConfigured(f) | connection_test::Outcome::Failed(f) => {
                 (StatusCode::SERVICE_UNAVAILABLE, Json(f)).into_response()
             }
         },
     )
+}
+
+/// A request accepted under `queue_and_retry`: 202 with the job and where to poll it.
+fn queued(job: crate::store::jobs::Job) -> Response {
+    let view = JobView::from(job);
+    (
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, view.poll.clone())],
+        Json(view),
+    )
+        .into_response()
+}
+
+/// A feature's answer, its queued job, or its failure.
+fn feature_outcome<R: serde::Serialize>(r: Result<Outcome<R>, FeatureError>) -> Response {
+    match r {
+        Ok(Outcome::Done(answer)) => Json(answer).into_response(),
+        Ok(Outcome::Queued(job)) => queued(*job),
+        Err(e) => feature_error(e),
+    }
 }
 
 /// A feature's failure: the model's in the connection test's error shape, the rest as
@@ -105,6 +126,7 @@ fn feature_error(e: FeatureError) -> Response {
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "the analysis", body = RcaAnswer),
+        (status = 202, description = "the provider is unavailable and the policy is queue_and_retry: the request was queued", body = JobView),
         (status = 400, description = "a field is invalid; the message names it", body = super::ErrorBody),
         (status = 401, body = super::ErrorBody),
         (status = 404, description = "no such incident", body = super::ErrorBody),
@@ -120,10 +142,8 @@ pub async fn rca(
     DataApi(data): DataApi,
     JsonBody(body): JsonBody<RcaRequest>,
 ) -> Response {
-    match crate::ai::rca::analyse(&state, &data, &tenant, &body).await {
-        Ok(answer) => Json(answer).into_response(),
-        Err(e) => feature_error(e),
-    }
+    let run = Box::pin(crate::ai::rca::analyse(&state, &data, &tenant, &body));
+    feature_outcome(jobs::run_or_queue(&state, &data, &tenant, jobs::RCA, &body, run).await)
 }
 
 /// Generates a remediation runbook: the model investigates with read-only tools (incident,
@@ -136,6 +156,7 @@ pub async fn rca(
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "the runbook", body = RunbookAnswer),
+        (status = 202, description = "the provider is unavailable and the policy is queue_and_retry: the request was queued", body = JobView),
         (status = 400, description = "a field is invalid; the message names it", body = super::ErrorBody),
         (status = 401, body = super::ErrorBody),
         (status = 404, description = "no such incident", body = super::ErrorBody),
@@ -151,10 +172,8 @@ pub async fn runbook(
     DataApi(data): DataApi,
     JsonBody(body): JsonBody<RunbookRequest>,
 ) -> Response {
-    match crate::ai::runbook::generate(&state, &data, &tenant, &body).await {
-        Ok(answer) => Json(answer).into_response(),
-        Err(e) => feature_error(e),
-    }
+    let run = Box::pin(crate::ai::runbook::generate(&state, &data, &tenant, &body));
+    feature_outcome(jobs::run_or_queue(&state, &data, &tenant, jobs::RUNBOOK, &body, run).await)
 }
 
 /// Copilot chat: a multi-turn conversation, optionally about one incident, with read-only
@@ -167,6 +186,7 @@ pub async fn runbook(
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "text/event-stream, or the whole answer with \"stream\": false", body = ChatAnswer),
+        (status = 202, description = "\"stream\": false, the provider is unavailable and the policy is queue_and_retry: the request was queued", body = JobView),
         (status = 400, description = "a field is invalid; the message names it", body = super::ErrorBody),
         (status = 401, body = super::ErrorBody),
         (status = 404, description = "no such incident", body = super::ErrorBody),
@@ -181,16 +201,19 @@ pub async fn chat(
     DataApi(data): DataApi,
     JsonBody(body): JsonBody<ChatApiRequest>,
 ) -> Response {
+    if body.stream == Some(false) {
+        let run = Box::pin(async {
+            let prepared = crate::ai::chat::prepare(&state, &data, &tenant, &body).await?;
+            Ok(crate::ai::chat::answer(prepared).await?)
+        });
+        return feature_outcome(
+            jobs::run_or_queue(&state, &data, &tenant, jobs::CHAT, &body, run).await,
+        );
+    }
     let prepared = match crate::ai::chat::prepare(&state, &data, &tenant, &body).await {
         Ok(p) => p,
         Err(e) => return feature_error(e),
     };
-    if body.stream == Some(false) {
-        return match crate::ai::chat::answer(prepared).await {
-            Ok(answer) => Json(answer).into_response(),
-            Err(e) => e.into_response(),
-        };
-    }
     match crate::ai::chat::stream(prepared).await {
         Ok(events) => (
             [

@@ -53,6 +53,21 @@ pub async fn metrics(
             ));
         }
     }
+    // The queue gauges come from the database (shared by every replica); a scrape must not
+    // hang on it, so a slow or failing read leaves the previous values.
+    if let Some(data) = state.data() {
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            data.store.queue_stats(None),
+        );
+        match read.await {
+            Ok(Ok(q)) => {
+                metrics.queue(q.queued, q.running, crate::jobs::age_seconds(q.oldest));
+            }
+            Ok(Err(e)) => tracing::warn!("metrics: cannot read the AI queue: {e}"),
+            Err(_) => tracing::warn!("metrics: reading the AI queue timed out"),
+        }
+    }
     Ok((
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         metrics.render(),

@@ -7,6 +7,7 @@ mod auth;
 mod extract;
 mod health;
 mod incidents;
+mod jobs;
 mod logs;
 mod metrics;
 mod openai;
@@ -46,6 +47,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/ai/runbook", post(ai::runbook))
         .route("/api/ai/chat", post(ai::chat))
         .route("/api/ai/search", post(ai::search))
+        .route("/api/ai/jobs", get(jobs::list))
+        .route("/api/ai/jobs/{id}", get(jobs::get))
+        .route("/api/ai/jobs/{id}/events", get(jobs::events))
         .route("/api/status", get(status::status))
         .route("/api/openapi.json", get(openapi::openapi_json))
         .route(

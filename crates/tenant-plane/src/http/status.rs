@@ -37,6 +37,25 @@ pub struct Status {
     /// The circuit breaker of every provider endpoint in use: `closed`, `open` (failing fast
     /// after repeated failures) or `half_open` (the next call probes).
     pub circuits: Vec<Circuit>,
+    /// The fallback policy set locally (`TP_FALLBACK_POLICY`); without it the portal's
+    /// policy applies per tenant (default `fail_closed`).
+    pub fallback_policy: Option<String>,
+    /// AI requests waiting under `queue_and_retry`, all tenants.
+    pub queue: QueueStatus,
+}
+
+/// The `queue_and_retry` queue.
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct QueueStatus {
+    /// Jobs waiting for their next attempt.
+    pub queued: i64,
+    /// Jobs a worker is running.
+    pub running: i64,
+    /// Age of the oldest unfinished job in seconds (0 when none).
+    pub oldest_age_seconds: f64,
+    /// Why the numbers are missing, when the database could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One endpoint's circuit breaker.
@@ -72,6 +91,21 @@ pub async fn status(_admin: Admin, State(state): State<Arc<AppState>>) -> Json<S
             (p, m, source)
         }
     };
+    let queue = match state.data() {
+        Some(data) => match data.store.queue_stats(None).await {
+            Ok(q) => QueueStatus {
+                queued: q.queued,
+                running: q.running,
+                oldest_age_seconds: crate::jobs::age_seconds(q.oldest),
+                error: None,
+            },
+            Err(e) => QueueStatus {
+                error: Some(format!("the database could not be read: {e}")),
+                ..QueueStatus::default()
+            },
+        },
+        None => QueueStatus::default(),
+    };
     Json(Status {
         provider,
         model,
@@ -96,5 +130,7 @@ pub async fn status(_admin: Admin, State(state): State<Arc<AppState>>) -> Json<S
                 state: s.as_str().to_owned(),
             })
             .collect(),
+        fallback_policy: c.queue.policy.map(|p| p.as_str().to_owned()),
+        queue,
     })
 }

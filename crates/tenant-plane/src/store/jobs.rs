@@ -16,7 +16,9 @@ use serde_json::Value;
 use super::{Context, Store, StoreError, Timestamp, corrupt, with_pool};
 
 /// Where a job is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     /// Waiting for its next attempt.
@@ -43,7 +45,8 @@ impl JobStatus {
         }
     }
 
-    fn parse(s: &str) -> Result<JobStatus, StoreError> {
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Result<JobStatus, StoreError> {
         Ok(match s {
             "queued" => JobStatus::Queued,
             "running" => JobStatus::Running,
@@ -174,28 +177,36 @@ fn micros(d: Duration) -> i64 {
 }
 
 impl Store {
-    /// Accepts a job.
+    /// Accepts a job, first due at `next_attempt_at`; `error` says why it was queued.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one row's columns; a struct would only rename them"
+    )]
     pub async fn enqueue_job(
         &self,
         tenant: &TenantId,
         feature: &str,
         request: &Value,
+        next_attempt_at: Timestamp,
         deadline: Timestamp,
         now: Timestamp,
+        error: &str,
     ) -> Result<Job, StoreError> {
         let id = uuid::Uuid::now_v7().to_string();
         let request_text = request.to_string();
         with_pool!(self, |pool| {
             sqlx::query(
-                "INSERT INTO ai_jobs (id, tenant, feature, request, status, attempts, next_attempt_at, deadline, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $5, $5)",
+                "INSERT INTO ai_jobs (id, tenant, feature, request, status, attempts, next_attempt_at, deadline, error, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $8, $8)",
             )
             .bind(&id)
             .bind(tenant.as_str())
             .bind(feature)
             .bind(&request_text)
-            .bind(now.0)
+            .bind(next_attempt_at.0)
             .bind(deadline.0)
+            .bind(error)
+            .bind(now.0)
             .execute(pool)
             .await
             .map(|_| ())

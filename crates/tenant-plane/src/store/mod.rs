@@ -50,6 +50,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "jobs",
         include_str!("../../migrations/sqlite/0003_jobs.sql"),
     ),
+    (
+        4,
+        "job attempts bigint",
+        include_str!("../../migrations/sqlite/0004_job_attempts_bigint.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -62,10 +67,19 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "jobs",
         include_str!("../../migrations/postgres/0003_jobs.sql"),
     ),
+    (
+        4,
+        "job attempts bigint",
+        include_str!("../../migrations/postgres/0004_job_attempts_bigint.sql"),
+    ),
 ];
 
 /// The migration files, for the test that checks every file on disk is embedded above.
-pub const MIGRATION_FILES: &[&str] = &["0001_store.sql", "0003_jobs.sql"];
+pub const MIGRATION_FILES: &[&str] = &[
+    "0001_store.sql",
+    "0003_jobs.sql",
+    "0004_job_attempts_bigint.sql",
+];
 
 /// A store operation that failed.
 #[derive(Debug, thiserror::Error)]

@@ -16,6 +16,7 @@ mod pg;
 mod client;
 
 mod ai_features;
+mod ai_queue;
 mod api;
 mod config_errors;
 mod conformance;

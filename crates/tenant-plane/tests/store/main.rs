@@ -14,6 +14,7 @@
 mod pg;
 
 mod fixture_cases;
+mod job_cases;
 mod search_cases;
 mod store_cases;
 
@@ -172,4 +173,10 @@ mod generated {
         provider_down_search_stays_keyword,
     );
     both_backends!(fixture_cases: fixture_queries_find_what_responders_need);
+    both_backends!(job_cases:
+        jobs_are_claimed_once_and_finished_by_their_holder,
+        a_lease_that_runs_out_passes_the_job_on,
+        deadlines_expire_waiting_jobs,
+        concurrent_workers_take_each_job_once,
+    );
 }
