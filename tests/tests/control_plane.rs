@@ -468,6 +468,32 @@ async fn managed_model_and_cloud_fallback_use_credits_and_local_settings_win() {
         tp2.logs().contains("left_customer_network"),
         "the egress is logged"
     );
+    // And audited: the call's data went to the control plane's managed model.
+    let audit_url = format!("{}/api/audit/egress?left_network=true", tp2.url);
+    eventually(
+        "the fallback call in the egress audit log",
+        logs2,
+        || async {
+            let resp = http()
+                .get(&audit_url)
+                .bearer_auth(TP_ADMIN)
+                .header("x-tenant-id", "acme")
+                .send()
+                .await
+                .unwrap();
+            let page: Value = resp.json().await.unwrap_or(Value::Null);
+            page["items"].as_array().is_some_and(|items| {
+                items.iter().any(|r| {
+                    r["feature"] == "gateway"
+                        && r["destination"] == "control_plane"
+                        && r["left_network"] == true
+                        && r["outcome"] == "ok"
+                        && r["cloud_fallback_model"] == "gpt-4o-mini"
+                })
+            })
+        },
+    )
+    .await;
     eventually(
         "the portal to show local settings in force",
         logs2,

@@ -40,6 +40,7 @@ pub fn metrics_cost(iterations: u64) -> anyhow::Result<MetricsCost> {
         usage: Some(Usage::new(42, 17)),
         latency: Duration::from_micros(250),
         outcome: CallOutcome::Ok,
+        cloud_fallback: None,
     };
     let method = hyper::Method::POST;
     let time = |f: &dyn Fn()| {

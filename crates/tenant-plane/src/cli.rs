@@ -238,6 +238,7 @@ async fn serve(inputs: ConfigInputs) -> ExitCode {
     state.attach_data(data.clone());
     data.start(&state);
     crate::jobs::spawn_workers(state.clone());
+    crate::audit::start(&state, data.clone());
     crate::reload::spawn(state.clone());
     crate::cp::spawn(state.clone());
     tracing::info!(address = %local, "tenant plane listening; {summary}; embeddings {embeddings}");

@@ -246,6 +246,7 @@ fn record(
         usage,
         latency: started.elapsed(),
         outcome,
+        cloud_fallback: None,
     });
 }
 

@@ -8,6 +8,7 @@
 
 pub mod admin_token;
 pub mod ai;
+pub mod audit;
 pub mod calls;
 pub mod cli;
 pub mod config;

@@ -461,6 +461,7 @@ mod tests {
             usage: Some(Usage::new(12, 5)),
             latency: Duration::from_millis(40),
             outcome: CallOutcome::Ok,
+            cloud_fallback: None,
         });
         let text = m.render();
         for line in [

@@ -18,6 +18,7 @@ use atlasai_providers::breaker::{Breaker, BreakerConfig, CircuitState, Guarded};
 use atlasai_providers::redact::Redacting;
 use atlasai_providers::{Provider, ProviderError, build_chat_provider, build_embedding_provider};
 
+use crate::calls::{Destination, Destinations};
 use crate::config::Redaction;
 use crate::cp::CpState;
 use crate::cp::fallback::WithCloudFallback;
@@ -100,6 +101,7 @@ pub struct Routes {
     breakers: Mutex<HashMap<String, Arc<Breaker>>>,
     breaker_config: BreakerConfig,
     cp: Arc<CpState>,
+    destinations: Arc<Destinations>,
 }
 
 impl Routes {
@@ -112,12 +114,19 @@ impl Routes {
             breakers: Mutex::new(HashMap::new()),
             breaker_config: BreakerConfig::default(),
             cp: Arc::new(CpState::default()),
+            destinations: Arc::default(),
         }
     }
 
     /// What the control plane has sent (portal settings, managed model, connection state).
     pub fn cp(&self) -> &Arc<CpState> {
         &self.cp
+    }
+
+    /// Where each endpoint built so far sends data (shared with the call recorder, which
+    /// audits every call with it).
+    pub fn destinations(&self) -> Arc<Destinations> {
+        self.destinations.clone()
     }
 
     /// Changes the TTL (on reload).
@@ -181,8 +190,21 @@ impl Routes {
         out
     }
 
-    async fn guard(&self, client: Arc<dyn Provider>, redaction: Redaction) -> Route {
+    /// Wraps a built client with its endpoint's breaker (and redaction), and records where
+    /// it sends data: the control plane for the managed model, else by the endpoint's
+    /// address.
+    async fn guard(&self, client: Arc<dyn Provider>, redaction: Redaction, managed: bool) -> Route {
         let public = is_public(&client.info().endpoint).await;
+        self.destinations.set(
+            &client.info().endpoint,
+            if managed {
+                Destination::ControlPlane
+            } else if public {
+                Destination::Public
+            } else {
+                Destination::Private
+            },
+        );
         let redacted = match redaction {
             Redaction::On => true,
             Redaction::Off => false,
@@ -265,7 +287,7 @@ impl Routes {
                         // fallback wraps those, so an open circuit falls back at once instead
                         // of waiting out the provider's retries on every request.
                         let route = self
-                            .guard(built.map_err(RouteError::Build)?, config.redaction)
+                            .guard(built.map_err(RouteError::Build)?, config.redaction, false)
                             .await;
                         match &config.cp {
                             Some(cp) => {
@@ -295,7 +317,7 @@ impl Routes {
                             config.http.timeout,
                         )
                     }) {
-                        Some(m) => Some(self.guard(Arc::new(m), config.redaction).await),
+                        Some(m) => Some(self.guard(Arc::new(m), config.redaction, true).await),
                         None => None,
                     },
                 }
@@ -314,7 +336,7 @@ impl Routes {
                     .await
                     .map_err(RouteError::Build)?
                 {
-                    Some(c) => Some(self.guard(c, config.redaction).await),
+                    Some(c) => Some(self.guard(c, config.redaction, false).await),
                     None => None,
                 }
             }

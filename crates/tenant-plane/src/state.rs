@@ -77,7 +77,8 @@ impl AppState {
         let calls = match &metrics {
             Some(m) => CallRecorder::with_metrics(m.clone()),
             None => CallRecorder::new(),
-        };
+        }
+        .with_destinations(routes.destinations());
         Arc::new(AppState {
             published: ArcSwap::from_pointee(Published {
                 generation: 1,

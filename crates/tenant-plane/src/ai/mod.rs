@@ -271,6 +271,9 @@ pub struct AiSession {
     published: Arc<Published>,
     started: Instant,
     totals: Arc<Mutex<Totals>>,
+    /// The managed model that stood in for the last stream opened (cloud fallback), until
+    /// its end is recorded.
+    stream_fallback: Arc<Mutex<Option<String>>>,
 }
 
 #[cfg(test)]
@@ -318,6 +321,7 @@ impl AiSession {
             published,
             started: Instant::now(),
             totals: Arc::default(),
+            stream_fallback: Arc::default(),
         })
     }
 
@@ -412,12 +416,12 @@ impl AiSession {
     /// its kind.
     pub async fn chat_raw(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         let started = Instant::now();
-        let result = self.client.chat(request).await;
+        let (result, fell_back) = crate::calls::watch_fallback(self.client.chat(request)).await;
         let (usage, outcome) = match &result {
             Ok(r) => (r.usage, CallOutcome::Ok),
             Err(e) => (None, CallOutcome::Error(e.kind)),
         };
-        self.record(usage, started, outcome);
+        self.record(usage, started, outcome, fell_back.as_deref());
         result
     }
 
@@ -425,10 +429,24 @@ impl AiSession {
     /// ([`AiSession::record_stream`]), because only the caller sees the end of the stream.
     pub async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, AiError> {
         let started = Instant::now();
-        match self.client.chat_stream(request).await {
-            Ok(s) => Ok(s),
+        let (result, fell_back) =
+            crate::calls::watch_fallback(self.client.chat_stream(request)).await;
+        match result {
+            Ok(s) => {
+                // Recorded when the caller reports the stream's end.
+                *self
+                    .stream_fallback
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = fell_back;
+                Ok(s)
+            }
             Err(e) => {
-                self.record(None, started, CallOutcome::Error(e.kind));
+                self.record(
+                    None,
+                    started,
+                    CallOutcome::Error(e.kind),
+                    fell_back.as_deref(),
+                );
                 Err(self.error(&e))
             }
         }
@@ -441,10 +459,21 @@ impl AiSession {
         started: Instant,
         outcome: CallOutcome,
     ) {
-        self.record(usage, started, outcome);
+        let fell_back = self
+            .stream_fallback
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.record(usage, started, outcome, fell_back.as_deref());
     }
 
-    fn record(&self, usage: Option<atlasai_core::Usage>, started: Instant, outcome: CallOutcome) {
+    fn record(
+        &self,
+        usage: Option<atlasai_core::Usage>,
+        started: Instant,
+        outcome: CallOutcome,
+        cloud_fallback: Option<&str>,
+    ) {
         {
             let mut t = self.totals.lock().unwrap_or_else(PoisonError::into_inner);
             t.calls += 1;
@@ -468,6 +497,7 @@ impl AiSession {
             usage,
             latency: started.elapsed(),
             outcome,
+            cloud_fallback,
         });
     }
 }

@@ -47,6 +47,8 @@ pub struct TenantPlaneConfig {
     pub redaction: Redaction,
     /// The fallback policy and the queue of `queue_and_retry`.
     pub queue: QueueSettings,
+    /// How long egress audit records are kept (`TP_AUDIT_RETENTION`).
+    pub audit_retention: Duration,
     /// The chat provider, or `None` when AI is not configured.
     pub provider: Option<ProviderSettings>,
     /// The embedding backend.

@@ -53,6 +53,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "TP_QUEUE_DEADLINE",
     "TP_QUEUE_WORKERS",
     "TP_QUEUE_BACKOFF",
+    "TP_AUDIT_RETENTION",
     "TP_API_KEYS",
     "TP_API_KEYS_FILE",
     "TP_MODEL_ALIASES",
@@ -136,6 +137,13 @@ pub(super) fn resolve(
     let context_tokens = context_tokens(&mut l, &mut report);
     let redaction = redaction(&mut l, &mut report);
     let queue = queue(&mut l, &mut report);
+    let audit_retention = duration(
+        &mut l,
+        "TP_AUDIT_RETENTION",
+        Duration::from_secs(90 * 24 * 3600),
+        "egress audit retention",
+        &mut report,
+    );
     let embeddings = embeddings(&mut l, &mut report, provider.as_ref());
     let cp = super::cp::resolve(&mut l, &mut report, &mut warnings);
     let air_gapped = air_gapped(
@@ -177,6 +185,7 @@ pub(super) fn resolve(
         air_gapped,
         redaction,
         queue,
+        audit_retention,
         provider,
         embeddings,
         cp,

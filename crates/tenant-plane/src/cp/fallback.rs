@@ -58,8 +58,9 @@ impl WithCloudFallback {
         }
         let managed =
             ManagedProvider::new(self.cp.clone(), ManagedReason::CloudFallback, self.timeout)?;
-        // The egress audit log proper comes later; until then this line is the record that
-        // this request's data left the customer's network.
+        // The call's audit record says so (destination control_plane, the managed model);
+        // this line says why, at once.
+        crate::calls::note_cloud_fallback(&managed.info().model);
         tracing::warn!(
             target: "atlasai::egress",
             tenant = %self.tenant,

@@ -66,7 +66,9 @@ pub async fn chat(
     let mut call = CallGuard::start(state, tenant, &client);
 
     if !streaming.stream {
-        return match client.chat(&neutral).await {
+        let (result, fell_back) = crate::calls::watch_fallback(client.chat(&neutral)).await;
+        call.cloud_fallback = fell_back;
+        return match result {
             Ok(answer) => {
                 call.finish(CallOutcome::Ok, answer.usage);
                 let id = answer.id.clone().unwrap_or_else(new_id);
@@ -80,7 +82,9 @@ pub async fn chat(
         };
     }
 
-    let mut upstream = match client.chat_stream(&neutral).await {
+    let (result, fell_back) = crate::calls::watch_fallback(client.chat_stream(&neutral)).await;
+    call.cloud_fallback = fell_back;
+    let mut upstream = match result {
         Ok(s) => s,
         Err(error) => return Err(call.failed(provider, error)),
     };
@@ -242,6 +246,8 @@ pub(crate) struct CallGuard {
     client: Arc<dyn Provider>,
     started: Instant,
     done: bool,
+    /// The managed model that stood in (cloud fallback), if one did.
+    cloud_fallback: Option<String>,
 }
 
 impl CallGuard {
@@ -252,6 +258,7 @@ impl CallGuard {
             client: client.clone(),
             started: Instant::now(),
             done: false,
+            cloud_fallback: None,
         }
     }
 
@@ -266,6 +273,7 @@ impl CallGuard {
             usage,
             latency: self.started.elapsed(),
             outcome,
+            cloud_fallback: self.cloud_fallback.as_deref(),
         });
     }
 

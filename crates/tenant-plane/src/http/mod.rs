@@ -3,6 +3,7 @@
 
 mod ai;
 mod alerts;
+mod audit;
 mod auth;
 mod extract;
 mod health;
@@ -51,6 +52,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/ai/jobs/{id}", get(jobs::get))
         .route("/api/ai/jobs/{id}/events", get(jobs::events))
         .route("/api/status", get(status::status))
+        .route("/api/audit/egress", get(audit::egress))
         .route("/api/openapi.json", get(openapi::openapi_json))
         .route(
             "/api/incidents",

@@ -10,7 +10,7 @@ use super::openai::ApiKeyScheme;
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "AtlasAI tenant plane", description = "BYOC AI inside the customer's network"),
-    paths(super::health::healthz, super::health::readyz, super::ai::test_connection, super::ai::rca, super::ai::runbook, super::ai::chat, super::ai::search, super::jobs::list, super::jobs::get, super::jobs::events, super::status::status, openapi_json,
+    paths(super::health::healthz, super::health::readyz, super::ai::test_connection, super::ai::rca, super::ai::runbook, super::ai::chat, super::ai::search, super::jobs::list, super::jobs::get, super::jobs::events, super::status::status, super::audit::egress, openapi_json,
         super::incidents::create, super::incidents::list, super::incidents::get, super::incidents::update,
         super::incidents::add_alert, super::incidents::list_alerts, super::incidents::add_change, super::incidents::list_changes,
         super::alerts::create, super::logs::ingest, super::logs::list,

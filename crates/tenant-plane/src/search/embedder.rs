@@ -89,6 +89,7 @@ pub async fn embed_texts(
         usage,
         latency: started.elapsed(),
         outcome,
+        cloud_fallback: None,
     });
     let response = result.map_err(|e| EmbedError::Provider(e.to_string()))?;
     if response.vectors.len() != n {

@@ -16,6 +16,7 @@
 //! ([`feed`]), which serialises a tenant's writers and lets the search index and the embedder
 //! tail changes in commit order on any replica.
 
+pub mod audit;
 pub mod feed;
 pub mod incidents;
 pub mod jobs;
@@ -55,6 +56,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "job attempts bigint",
         include_str!("../../migrations/sqlite/0004_job_attempts_bigint.sql"),
     ),
+    (
+        5,
+        "egress audit",
+        include_str!("../../migrations/sqlite/0005_egress_audit.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -72,6 +78,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "job attempts bigint",
         include_str!("../../migrations/postgres/0004_job_attempts_bigint.sql"),
     ),
+    (
+        5,
+        "egress audit",
+        include_str!("../../migrations/postgres/0005_egress_audit.sql"),
+    ),
 ];
 
 /// The migration files, for the test that checks every file on disk is embedded above.
@@ -79,6 +90,7 @@ pub const MIGRATION_FILES: &[&str] = &[
     "0001_store.sql",
     "0003_jobs.sql",
     "0004_job_attempts_bigint.sql",
+    "0005_egress_audit.sql",
 ];
 
 /// A store operation that failed.

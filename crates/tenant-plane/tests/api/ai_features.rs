@@ -568,6 +568,58 @@ async fn rca_runbook_chat_and_search(d: Dialect, backend: Backend) {
         )
         .await;
     assert_eq!(status, 404, "{err}");
+    // Every call is in the egress audit log. The fake listens on 127.0.0.1: nothing left the
+    // network.
+    crate::support::eventually("the audit log to hold every call", || async {
+        api.get("/api/audit/egress?limit=500").await.1["items"]
+            .as_array()
+            .is_some_and(|items| items.len() >= 14)
+    })
+    .await;
+    let (status, audit) = api.get("/api/audit/egress?limit=500").await;
+    assert_eq!(status, 200);
+    let items = audit["items"].as_array().unwrap();
+    assert_eq!(
+        items.len(),
+        14,
+        "every model call of this test, once: {audit}"
+    );
+    for r in items {
+        assert_eq!(r["destination"], "private", "{r}");
+        assert_eq!(r["left_network"], false, "{r}");
+        assert_eq!(r["provider"], kind, "{r}");
+        assert_eq!(r["model"], model, "{r}");
+        assert_eq!(r["endpoint_host"], "127.0.0.1", "{r}");
+    }
+    let count = |feature: &str| items.iter().filter(|r| r["feature"] == feature).count();
+    assert_eq!(
+        (
+            count("rca"),
+            count("runbook"),
+            count("chat"),
+            count("search")
+        ),
+        (6, 4, 3, 1),
+        "{audit}"
+    );
+    assert!(
+        items
+            .iter()
+            .any(|r| r["feature"] == "rca" && r["outcome"] == "ok" && r["prompt_tokens"] == 12),
+        "{audit}"
+    );
+    assert!(
+        items.iter().any(|r| r["outcome"] == "unavailable"),
+        "{audit}"
+    );
+    let (_, rca_only) = api.get("/api/audit/egress?feature=rca&limit=2").await;
+    assert_eq!(rca_only["items"].as_array().unwrap().len(), 2);
+    assert!(rca_only["next_cursor"].is_string(), "{rca_only}");
+    let (_, left) = api.get("/api/audit/egress?left_network=true").await;
+    assert!(left["items"].as_array().unwrap().is_empty(), "{left}");
+    let (_, other) = server.as_tenant("globex").get("/api/audit/egress").await;
+    assert!(other["items"].as_array().unwrap().is_empty(), "{other}");
+
     let logs = server.tp.logs();
     for feature in ["rca", "runbook", "chat", "search"] {
         assert!(

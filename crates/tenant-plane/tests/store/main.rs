@@ -13,6 +13,7 @@
 #[path = "../common/pg.rs"]
 mod pg;
 
+mod audit_cases;
 mod fixture_cases;
 mod job_cases;
 mod search_cases;
@@ -173,6 +174,7 @@ mod generated {
         provider_down_search_stays_keyword,
     );
     both_backends!(fixture_cases: fixture_queries_find_what_responders_need);
+    both_backends!(audit_cases: audit_records_page_filter_and_prune);
     both_backends!(job_cases:
         jobs_are_claimed_once_and_finished_by_their_holder,
         a_lease_that_runs_out_passes_the_job_on,
