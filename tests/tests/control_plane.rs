@@ -415,6 +415,49 @@ async fn managed_model_and_cloud_fallback_use_credits_and_local_settings_win() {
     );
     assert_eq!(managed.requests().len(), 2, "one call per connection test");
 
+    // Out of credits: the control plane refuses the managed model (402), and the tenant plane
+    // passes that on as 402 with what to do, not as an outage.
+    let balance = credits["balance_millicredits"].as_i64().unwrap();
+    let (s, b) = call(
+        "POST",
+        &format!("{}/api/v1/tenants/acme/credits/transfers", cp.url),
+        Some(BOOT),
+        Some(json!({"kind": "adjustment", "amount": format!("-{}.{:03}", balance / 1000, balance % 1000),
+                    "idempotency_key": "drain-for-test", "note": "e2e: no credits left"})),
+    )
+    .await;
+    assert!(s == 200 || s == 201, "{b}");
+    let (_, credits) = portal.call("GET", "/credits", None).await;
+    assert_eq!(credits["balance_millicredits"], 0, "{credits}");
+    for _ in 0..6 {
+        let resp = http()
+            .post(format!("{}/api/ai/chat", tp1.url))
+            .bearer_auth(TP_ADMIN)
+            .header("x-tenant-id", "acme")
+            .json(&json!({"stream": false, "messages": [{"role": "user", "content": "why is checkout slow?"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 402);
+        let b: Value = resp.json().await.unwrap();
+        assert_eq!(b["error"], "AI credits exhausted", "{b}");
+        assert!(b["detail"].as_str().unwrap().contains("BYOC"), "{b}");
+    }
+    assert_eq!(
+        managed.requests().len(),
+        2,
+        "refused before the managed model was called"
+    );
+    let (s, b) = call(
+        "POST",
+        &format!("{}/api/v1/tenants/acme/credits/transfers", cp.url),
+        Some(BOOT),
+        Some(json!({"kind": "grant", "amount": "5", "idempotency_key": "refill-for-test"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(b["balance_millicredits"], 5_000, "{b}");
+
     // 2. Local BYOC wins; its provider is down; AI_CREDITS_FAIL_OPEN=1 allows the managed model.
     let (c2, t2) = portal.cluster("fail-open").await;
     let d2 = tempfile::tempdir().unwrap();

@@ -53,6 +53,16 @@ pub enum AiError {
         /// lets a probe through), if it said.
         retry_after: Option<std::time::Duration>,
     },
+    /// The managed model refused: the tenant has no AI credits left.
+    #[error("AI credits exhausted: {detail}")]
+    OutOfCredits {
+        /// The provider kind.
+        provider: String,
+        /// The model.
+        model: String,
+        /// The control plane's message.
+        detail: String,
+    },
     /// The model cannot call tools, which the feature needs.
     #[error("model does not support tool use: {detail}")]
     ToolsNotSupported {
@@ -118,6 +128,19 @@ impl AiError {
                 "model does not support tool use",
                 format!(
                     "{detail}; this feature needs a model with function calling (for example gpt-4o-mini, Claude 3+, Llama 3.1 8B+ with tool calling enabled)"
+                ),
+            ),
+            AiError::OutOfCredits {
+                provider,
+                model,
+                detail,
+            } => (
+                StatusCode::PAYMENT_REQUIRED,
+                Some(provider),
+                Some(model),
+                "AI credits exhausted",
+                format!(
+                    "{detail}; add AI credits in the portal, or configure your own provider (BYOC), which uses no credits"
                 ),
             ),
             AiError::ContextTooSmall {
@@ -373,7 +396,13 @@ impl AiSession {
 
     /// Maps a provider error to the feature's error.
     pub fn error(&self, e: &ProviderError) -> AiError {
-        if e.kind == ProviderErrorKind::ToolsNotSupported {
+        if e.code.as_deref() == Some(crate::cp::managed::INSUFFICIENT_CREDITS) {
+            AiError::OutOfCredits {
+                provider: self.provider(),
+                model: self.model(),
+                detail: e.message.clone(),
+            }
+        } else if e.kind == ProviderErrorKind::ToolsNotSupported {
             AiError::ToolsNotSupported {
                 provider: self.provider(),
                 model: self.model(),

@@ -50,15 +50,21 @@ impl ManagedProvider {
     }
 }
 
+/// The error code of a managed call refused for lack of AI credits.
+pub const INSUFFICIENT_CREDITS: &str = "insufficient_credits";
+
 fn to_provider_error(e: CpError) -> ProviderError {
     match e {
+        // Out of credits: the tenant's balance, not the provider, is the problem. A quota
+        // error (like OpenAI's insufficient_quota) rather than "down", so it neither trips the
+        // circuit breaker nor counts as an outage; callers answer 402.
         CpError::Refused {
             status: 402,
             message,
             ..
-        } => ProviderError::new(ProviderErrorKind::Unavailable, message)
+        } => ProviderError::new(ProviderErrorKind::RateLimited, message)
             .with_status(402)
-            .with_code("insufficient_credits"),
+            .with_code(INSUFFICIENT_CREDITS),
         CpError::Refused {
             status, message, ..
         } => ProviderError::new(

@@ -212,6 +212,18 @@ fn provider_reply(provider: &str, e: &ProviderError) -> ErrorReply {
         ProviderErrorKind::Unsupported => {
             reply(400, INVALID, Some("unsupported_by_provider"), message)
         }
+        ProviderErrorKind::RateLimited
+            if e.code.as_deref() == Some(crate::cp::managed::INSUFFICIENT_CREDITS) =>
+        {
+            let mut r = reply(
+                402,
+                "insufficient_quota",
+                Some("insufficient_credits"),
+                message,
+            );
+            r.no_retry = true;
+            r
+        }
         ProviderErrorKind::RateLimited => reply(
             429,
             "rate_limit_error",
@@ -269,6 +281,13 @@ mod tests {
                 429,
                 "rate_limit_exceeded",
                 false,
+            ),
+            (
+                ProviderErrorKind::RateLimited,
+                Some("insufficient_credits"),
+                402,
+                "insufficient_credits",
+                true,
             ),
             (
                 ProviderErrorKind::Unavailable,
