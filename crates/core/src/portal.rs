@@ -13,7 +13,7 @@ use crate::provider::ProviderKind;
 use crate::settings::{
     AwsAuth, DEFAULT_AZURE_API_VERSION, DEFAULT_BEDROCK_EMBEDDING_MODEL,
     DEFAULT_OPENAI_EMBEDDING_MODEL, EmbeddingSettings, FallbackPolicy, OPENAI_BASE_URL,
-    ProviderSettings,
+    ProviderSettings, RedactionPolicy,
 };
 
 /// A secret inside a protocol message or stored record. Serialises as the plain string
@@ -117,6 +117,11 @@ pub struct AiSettings {
     /// What happens when the provider is down.
     #[serde(default)]
     pub fallback_policy: FallbackPolicy,
+    /// Prompt redaction for this tenant: `auto` (public endpoints), `on` or `off`; `None`
+    /// leaves it to the tenant plane (`TP_REDACTION`, default auto). A tenant plane set to
+    /// `on` or `off` locally keeps its own setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redaction: Option<RedactionPolicy>,
 }
 
 /// The names of the secret fields, for write-only handling in APIs.
@@ -152,6 +157,8 @@ pub struct ValidatedSettings {
     pub embeddings: EmbeddingSettings,
     /// The fallback policy.
     pub fallback_policy: FallbackPolicy,
+    /// Prompt redaction, when the portal sets it.
+    pub redaction: Option<RedactionPolicy>,
     /// Every URL a client built from these settings will call first: the chat endpoint, the
     /// embedding endpoint, and a Vertex key's `token_uri`. The control plane checks each one
     /// against its private-network guard.
@@ -399,6 +406,7 @@ impl AiSettings {
             chat,
             embeddings,
             fallback_policy: self.fallback_policy,
+            redaction: self.redaction,
             urls,
             needs_tenant_plane,
         })

@@ -158,6 +158,20 @@ pub enum FallbackPolicy {
     CloudFallback,
 }
 
+/// When prompts are redacted (secrets, e-mail and IP addresses replaced by placeholders)
+/// before they leave for the provider, as the portal sets it per tenant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedactionPolicy {
+    /// For endpoints outside private address space (the default).
+    #[default]
+    Auto,
+    /// Always.
+    On,
+    /// Never.
+    Off,
+}
+
 impl FallbackPolicy {
     /// The name used in configuration and the API (`fail_closed`, `queue_and_retry`,
     /// `cloud_fallback`).

@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use atlasai_core::TenantId;
 use atlasai_core::protocol::ManagedReason;
+use atlasai_core::{RedactionPolicy, TenantId};
 use atlasai_providers::breaker::{Breaker, BreakerConfig, CircuitState, Guarded};
 use atlasai_providers::redact::Redacting;
 use atlasai_providers::{Provider, ProviderError, build_chat_provider, build_embedding_provider};
@@ -274,6 +274,16 @@ impl Routes {
         }
         let config = &published.config;
         let portal = self.cp.portal_for(tenant);
+        // A tenant plane set to redact always or never keeps its setting; otherwise (auto, the
+        // default) the portal's choice for this tenant applies.
+        let redaction = match (
+            config.redaction,
+            portal.as_ref().and_then(|(_, p)| p.redaction),
+        ) {
+            (Redaction::Auto, Some(RedactionPolicy::On)) => Redaction::On,
+            (Redaction::Auto, Some(RedactionPolicy::Off)) => Redaction::Off,
+            (local, _) => local,
+        };
         let route = match purpose {
             Purpose::Chat => {
                 let own = match (&config.provider, &portal) {
@@ -287,11 +297,11 @@ impl Routes {
                         // fallback wraps those, so an open circuit falls back at once instead
                         // of waiting out the provider's retries on every request.
                         let route = self
-                            .guard(built.map_err(RouteError::Build)?, config.redaction, false)
+                            .guard(built.map_err(RouteError::Build)?, redaction, false)
                             .await;
                         match &config.cp {
                             Some(cp) => {
-                                let redact_fallback = match config.redaction {
+                                let redact_fallback = match redaction {
                                     Redaction::On => true,
                                     Redaction::Off => false,
                                     Redaction::Auto => is_public(&cp.url).await,
@@ -317,7 +327,7 @@ impl Routes {
                             config.http.timeout,
                         )
                     }) {
-                        Some(m) => Some(self.guard(Arc::new(m), config.redaction, true).await),
+                        Some(m) => Some(self.guard(Arc::new(m), redaction, true).await),
                         None => None,
                     },
                 }
@@ -336,7 +346,7 @@ impl Routes {
                     .await
                     .map_err(RouteError::Build)?
                 {
-                    Some(c) => Some(self.guard(c, config.redaction, false).await),
+                    Some(c) => Some(self.guard(c, redaction, false).await),
                     None => None,
                 }
             }
@@ -464,6 +474,70 @@ mod tests {
                 "{url}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn the_portal_sets_redaction_per_tenant_unless_the_tenant_plane_insists() {
+        use atlasai_core::protocol::{AdminTokenKey, PROTOCOL_VERSION, SettingsResponse};
+        let portal = |redaction| SettingsResponse {
+            protocol_version: PROTOCOL_VERSION,
+            etag: "\"1\"".into(),
+            tenant_id: TenantId::parse("acme").unwrap(),
+            cluster_id: "c1".into(),
+            ai: Some(atlasai_core::portal::AiSettings {
+                provider: "openai".into(),
+                model: "m".into(),
+                endpoint_url: Some("http://127.0.0.1:9/v1".into()),
+                redaction,
+                ..Default::default()
+            }),
+            scope: Some("tenant".into()),
+            fallback_policy: atlasai_core::FallbackPolicy::FailClosed,
+            managed: None,
+            pending_validations: vec![],
+            admin_tokens: AdminTokenKey {
+                algorithm: "EdDSA".into(),
+                public_key: String::new(),
+                issuer: "atlasai-cp".into(),
+                audience: "atlasai-tp".into(),
+            },
+        };
+        let acme = TenantId::parse("acme").unwrap();
+        let config = |vars: &[(&str, &str)], generation| Published {
+            generation,
+            config: load(&ConfigInputs {
+                env: Env::from_pairs(vars.iter().copied()),
+                values_flag: None,
+            })
+            .unwrap(),
+        };
+        let routes = Routes::new(Duration::from_secs(300));
+        // The endpoint is private, so "auto" would not redact: the portal's "on" does.
+        routes
+            .cp()
+            .publish(crate::cp::Snapshot::from_response(portal(Some(
+                RedactionPolicy::On,
+            ))));
+        let r = routes.chat_route(&acme, &config(&[], 1)).await.unwrap();
+        assert!(r.redacted, "the portal's choice for the tenant");
+        let r = routes
+            .chat_route(&acme, &config(&[("TP_REDACTION", "off")], 2))
+            .await
+            .unwrap();
+        assert!(!r.redacted, "a tenant plane set to off keeps its setting");
+        let r = routes
+            .chat_route(&acme, &config(&[("TP_REDACTION", "auto")], 3))
+            .await
+            .unwrap();
+        assert!(r.redacted, "auto defers to the portal");
+        routes
+            .cp()
+            .publish(crate::cp::Snapshot::from_response(portal(None)));
+        let r = routes.chat_route(&acme, &config(&[], 4)).await.unwrap();
+        assert!(
+            !r.redacted,
+            "without a choice: auto, and the endpoint is private"
+        );
     }
 
     #[tokio::test]

@@ -98,6 +98,7 @@ function fillForm(s) {
   $("f-embedding_provider").value = s.embedding_provider || "fallback";
   $("f-bedrock_use_task_role").checked = !!s.bedrock_use_task_role;
   for (const r of document.querySelectorAll("input[name=fallback_policy]")) r.checked = r.value === (s.fallback_policy || "fail_closed");
+  $("f-redaction").value = s.redaction || "";
   for (const f of SECRET_FIELDS) {
     const el = $("f-" + f);
     const info = s.secrets && s.secrets[f];
@@ -144,6 +145,8 @@ function formValues() {
   if ($("f-bedrock_use_task_role").checked) body.bedrock_use_task_role = true;
   const fb = document.querySelector("input[name=fallback_policy]:checked");
   body.fallback_policy = fb ? fb.value : "fail_closed";
+  const redaction = $("f-redaction").value;
+  if (redaction) body.redaction = redaction;
   // Fields hidden for this provider are not sent.
   for (const el of document.querySelectorAll("[data-for][hidden] input, [data-for][hidden] textarea")) {
     const name = el.name; if (name && name !== "model") delete body[name];

@@ -103,7 +103,7 @@ async fn validation_on_save_activates_good_settings_and_keeps_bad_ones_as_drafts
         "PUT",
         &settings_url(&cp, "acme"),
         Some(&t.access),
-        Some(json!({"provider": "openai", "model": "gpt-4o-mini", "endpoint_url": endpoint, "api_key": KEY, "fallback_policy": "cloud_fallback"})),
+        Some(json!({"provider": "openai", "model": "gpt-4o-mini", "endpoint_url": endpoint, "api_key": KEY, "fallback_policy": "cloud_fallback", "redaction": "on"})),
     )
     .await;
     assert_eq!(s, 200, "{b}");
@@ -111,6 +111,10 @@ async fn validation_on_save_activates_good_settings_and_keeps_bad_ones_as_drafts
     assert_eq!(
         v["tenant"]["active"]["settings"]["fallback_policy"],
         "cloud_fallback"
+    );
+    assert_eq!(
+        v["tenant"]["active"]["settings"]["redaction"], "on",
+        "per-tenant redaction is kept: {v}"
     );
     assert!(
         v["tenant"]["candidate"].is_null(),
