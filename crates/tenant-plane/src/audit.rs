@@ -18,7 +18,10 @@ use crate::store::Page;
 use crate::store::audit::AuditFilter;
 
 /// Records written per transaction at most.
-const BATCH: usize = 1_000;
+const BATCH: usize = 5_000;
+/// How long the writer gathers records before writing them: one transaction per interval
+/// instead of one per call keeps the cost per call to a few microseconds under load.
+const GATHER: Duration = Duration::from_millis(250);
 /// How often old records are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -34,6 +37,13 @@ pub fn start(state: &Arc<AppState>, data: Arc<Data>) {
         loop {
             if rx.recv_many(&mut batch, BATCH).await == 0 {
                 return;
+            }
+            tokio::time::sleep(GATHER).await;
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(r) => batch.push(r),
+                    Err(_) => break,
+                }
             }
             // Keep what failed and retry with the next batch: the database may be restarting.
             // Beyond the channel's size new records are dropped (and counted) instead.

@@ -114,3 +114,117 @@ impl Provider for WithCloudFallback {
         self.primary.list_models().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atlasai_core::protocol::{AdminTokenKey, ManagedInfo, PROTOCOL_VERSION, SettingsResponse};
+    use atlasai_core::{ProviderKind, StreamEvent};
+    use futures_util::StreamExt;
+
+    /// The tenant's own provider: down for complete answers; for streams, one piece of text
+    /// and then the connection fails.
+    #[derive(Debug)]
+    struct DiesMidStream(ProviderInfo);
+
+    #[async_trait::async_trait]
+    impl Provider for DiesMidStream {
+        fn info(&self) -> &ProviderInfo {
+            &self.0
+        }
+        async fn chat(&self, _: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+            Err(ProviderError::unavailable(
+                "the customer's provider is down",
+            ))
+        }
+        async fn chat_stream(&self, _: &ChatRequest) -> Result<ChatStream, ProviderError> {
+            let events = vec![
+                Ok(StreamEvent::TextDelta {
+                    text: "partial answer".into(),
+                }),
+                Err(ProviderError::unavailable("connection reset mid-stream")),
+            ];
+            Ok(Box::pin(futures_util::stream::iter(events)))
+        }
+        async fn embed(&self, _: &EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError> {
+            Err(ProviderError::unavailable("down"))
+        }
+        async fn list_models(&self) -> Result<Vec<ModelInfo>, ProviderError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// A control plane link that allows the fallback (fail-open, connected, a managed model
+    /// offered, no portal settings) but whose address refuses connections.
+    fn cp() -> Arc<CpState> {
+        atlasai_providers::http::install_crypto_provider();
+        let cp = CpState::default();
+        cp.publish(crate::cp::Snapshot::from_response(SettingsResponse {
+            protocol_version: PROTOCOL_VERSION,
+            etag: "\"1\"".into(),
+            tenant_id: TenantId::parse("acme").unwrap(),
+            cluster_id: "c1".into(),
+            ai: None,
+            scope: None,
+            fallback_policy: atlasai_core::FallbackPolicy::FailClosed,
+            managed: Some(ManagedInfo {
+                provider: "openai".into(),
+                model: "gpt-4o-mini".into(),
+            }),
+            pending_validations: vec![],
+            admin_tokens: AdminTokenKey {
+                algorithm: "EdDSA".into(),
+                public_key: String::new(),
+                issuer: "atlasai-cp".into(),
+                audience: "atlasai-tp".into(),
+            },
+        }));
+        cp.set_link(crate::cp::client::CpLink::new(
+            reqwest::Client::new(),
+            url::Url::parse("http://127.0.0.1:9/").unwrap(),
+            "credential".to_owned().into(),
+            "c1".into(),
+            "acme".into(),
+        ));
+        cp.set_fail_open(true);
+        cp.set_connected(true);
+        Arc::new(cp)
+    }
+
+    #[tokio::test]
+    async fn a_stream_never_switches_provider_after_its_first_event() {
+        let primary: Arc<dyn Provider> = Arc::new(DiesMidStream(ProviderInfo {
+            kind: ProviderKind::OpenAi,
+            model: "llama3.2".into(),
+            endpoint: url::Url::parse("http://10.0.0.5/v1").unwrap(),
+        }));
+        let wrapped = WithCloudFallback::wrap(
+            primary,
+            cp(),
+            TenantId::parse("acme").unwrap(),
+            Duration::from_secs(2),
+            false,
+        );
+        // A complete answer falls back (here to a control plane that cannot be reached), so
+        // the fallback is live in this setup...
+        let (answer, fell_back) =
+            crate::calls::watch_fallback(wrapped.chat(&ChatRequest::user("hi"))).await;
+        assert_eq!(fell_back.as_deref(), Some("gpt-4o-mini"));
+        assert!(
+            answer.unwrap_err().message.contains("control plane"),
+            "the managed model was tried"
+        );
+        // ...but a stream that already delivered text keeps its provider: the failure reaches
+        // the caller, and nothing is sent to the managed model.
+        let (stream, fell_back) =
+            crate::calls::watch_fallback(wrapped.chat_stream(&ChatRequest::user("hi"))).await;
+        assert_eq!(fell_back, None);
+        let events: Vec<_> = stream.unwrap().collect().await;
+        assert_eq!(events.len(), 2);
+        assert!(
+            matches!(&events[0], Ok(StreamEvent::TextDelta { text }) if text == "partial answer")
+        );
+        let err = events[1].as_ref().unwrap_err();
+        assert!(err.message.contains("mid-stream"), "{err}");
+    }
+}

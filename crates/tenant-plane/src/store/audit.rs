@@ -108,7 +108,10 @@ impl Store {
                         .push_bind(r.cloud_fallback_model.clone());
                 });
                 q.push(" ON CONFLICT (id) DO NOTHING");
+                // Every batch size is a different statement: caching them would keep up to
+                // a hundred large prepared statements per connection alive.
                 q.build()
+                    .persistent(false)
                     .execute(&mut *tx)
                     .await
                     .ctx("writing the egress audit log")?;
