@@ -200,7 +200,9 @@ impl Store {
                         .push_bind(l.template)
                         .push_bind(seq);
                 });
+                // Batch sizes vary, and each size is a different statement: not worth caching.
                 q.build()
+                    .persistent(false)
                     .execute(&mut *tx)
                     .await
                     .ctx("inserting log lines")?;
@@ -219,6 +221,7 @@ impl Store {
                 });
                 q.push(" ON CONFLICT (tenant, template) DO NOTHING");
                 q.build()
+                    .persistent(false)
                     .execute(&mut *tx)
                     .await
                     .ctx("recording log message shapes")?;

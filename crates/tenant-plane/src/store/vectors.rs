@@ -284,7 +284,11 @@ impl Store {
                      content_hash = excluded.content_hash, dims = excluded.dims, \
                      vector = excluded.vector, vseq = excluded.vseq",
                 );
-                q.build().execute(&mut *tx).await.ctx("storing vectors")?;
+                q.build()
+                    .persistent(false)
+                    .execute(&mut *tx)
+                    .await
+                    .ctx("storing vectors")?;
             }
             tx.commit().await.ctx("committing vectors")?;
             Ok(vseq)
