@@ -199,12 +199,7 @@ pub fn events(
         finished: bool,
         quiet: Duration,
     }
-    let frame = |event: &str, v: &JobView| {
-        bytes::Bytes::from(format!(
-            "event: {event}\ndata: {}\n\n",
-            serde_json::to_string(v).unwrap_or_default()
-        ))
-    };
+    let frame = crate::ai::chat::frame;
     futures_util::stream::unfold(
         S {
             data,

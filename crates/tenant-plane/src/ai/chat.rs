@@ -238,7 +238,9 @@ pub async fn stream(
     Ok(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).map(Ok))
 }
 
-fn frame(event: &str, data: &Value) -> Bytes {
+/// One server-sent event: its name and one line of JSON (JSON text has no raw line breaks).
+pub(crate) fn frame(event: &str, data: &impl serde::Serialize) -> Bytes {
+    let data = serde_json::to_string(data).unwrap_or_default();
     Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
 }
 

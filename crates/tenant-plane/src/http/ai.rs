@@ -11,8 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use axum::body::Body;
-use axum::http::{HeaderName, header};
+use axum::http::header;
 
 use super::ApiError;
 use super::auth::{Admin, Tenant};
@@ -215,16 +214,7 @@ pub async fn chat(
         Err(e) => return feature_error(e),
     };
     match crate::ai::chat::stream(prepared).await {
-        Ok(events) => (
-            [
-                (header::CONTENT_TYPE, "text/event-stream"),
-                (header::CACHE_CONTROL, "no-cache"),
-                // Proxies (nginx) must pass events on as they come.
-                (HeaderName::from_static("x-accel-buffering"), "no"),
-            ],
-            Body::from_stream(events),
-        )
-            .into_response(),
+        Ok(events) => super::event_stream(events),
         Err(e) => e.into_response(),
     }
 }

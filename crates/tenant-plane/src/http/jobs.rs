@@ -4,10 +4,8 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderName, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 
 use super::ApiError;
@@ -88,13 +86,5 @@ pub async fn events(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let first = jobs::get(&data, &tenant, &id).await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/event-stream"),
-            (header::CACHE_CONTROL, "no-cache"),
-            (HeaderName::from_static("x-accel-buffering"), "no"),
-        ],
-        Body::from_stream(jobs::events(data, tenant, first)),
-    )
-        .into_response())
+    Ok(super::event_stream(jobs::events(data, tenant, first)))
 }

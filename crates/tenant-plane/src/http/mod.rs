@@ -122,6 +122,26 @@ async fn log_requests(req: Request, next: Next) -> Response {
     resp
 }
 
+/// A `text/event-stream` response of these events.
+pub(crate) fn event_stream<S>(events: S) -> Response
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, std::convert::Infallible>> + Send + 'static,
+{
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/event-stream"),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+            // Proxies (nginx) must pass events on as they come.
+            (
+                axum::http::HeaderName::from_static("x-accel-buffering"),
+                "no",
+            ),
+        ],
+        axum::body::Body::from_stream(events),
+    )
+        .into_response()
+}
+
 /// The error body of every endpoint except the connection test's documented shapes.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
