@@ -508,7 +508,9 @@ async fn managed_model_and_cloud_fallback_use_credits_and_local_settings_win() {
     );
     assert_eq!(managed.requests().len(), 3, "one managed call");
     assert!(
-        tp2.logs().contains("left_customer_network"),
+        tp2.logs_containing("left_customer_network")
+            .await
+            .contains("left_customer_network"),
         "the egress is logged"
     );
     // And audited: the call's data went to the control plane's managed model.

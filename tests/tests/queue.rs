@@ -210,6 +210,12 @@ async fn kill_9_with_queued_and_running_jobs_then_each_completes_once() {
         assert_eq!(j["status"], "succeeded", "{j}");
         assert_eq!(j["result"]["summary"], "Bad deploy.", "{j}");
     }
+    wait_for(
+        "every success to be logged",
+        Duration::from_secs(10),
+        async || successes(&[&tp]).len() == queued.len(),
+    )
+    .await;
     let done = successes(&[&tp]);
     assert_eq!(
         done.len(),
@@ -221,7 +227,8 @@ async fn kill_9_with_queued_and_running_jobs_then_each_completes_once() {
         "each exactly once: {done:?}"
     );
     assert!(
-        tp.logs()
+        tp.logs_containing("requeued AI jobs interrupted by the previous run")
+            .await
             .contains("requeued AI jobs interrupted by the previous run"),
         "the killed run's lease was released at start-up"
     );
@@ -291,6 +298,12 @@ async fn two_replicas_on_postgres_run_each_job_once() {
         "every job to succeed",
         Duration::from_secs(60),
         async || jobs(&url, "succeeded").await.len() == queued.len(),
+    )
+    .await;
+    wait_for(
+        "every success to be logged",
+        Duration::from_secs(10),
+        async || successes(&[&a, &b]).len() == queued.len(),
     )
     .await;
     let done = successes(&[&a, &b]);

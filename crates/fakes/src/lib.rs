@@ -9,6 +9,7 @@
 pub mod anthropic;
 pub mod bedrock;
 pub mod kubelet;
+pub mod logs;
 pub mod openai;
 mod script;
 mod server;

@@ -54,7 +54,16 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let env = Env::from_process();
     // Held to the end of `main`, so queued log lines are written before the process exits.
-    let _log_writer = init_logging(&env);
+    let _log_writer = match init_logging(&env) {
+        Ok(guard) => guard,
+        Err(e) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "atlasai-tp: cannot start the log writer thread: {e}"
+            );
+            return ExitCode::FAILURE;
+        }
+    };
     let inputs = ConfigInputs {
         env,
         values_flag: cli.values,
@@ -80,17 +89,15 @@ pub fn main() -> ExitCode {
     })
 }
 
-fn init_logging(env: &Env) -> tracing_appender::non_blocking::WorkerGuard {
+fn init_logging(env: &Env) -> std::io::Result<crate::logwriter::LogGuard> {
     let filter = tracing_subscriber::EnvFilter::try_new(env.get("RUST_LOG").unwrap_or("info"))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Lines go to stderr from a background thread, batched: a request never waits for a
-    // write(2) to a slow log sink (a full pipe to a stalled collector would otherwise stall
-    // every request). Lines queue rather than drop; only past 128k queued lines would a
-    // request wait, as every request did before.
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("atlasai-log")
-        .finish(std::io::BufWriter::new(std::io::stderr()));
+    // Lines go to stderr from a background thread that writes what gathered every few
+    // milliseconds: a request never waits for a write(2) to a slow log sink (a full pipe to a
+    // stalled collector would otherwise stall every request), nor wakes a thread per line.
+    // Lines are never dropped; past a MiB of unwritten lines a request waits, as every request
+    // would writing to stderr itself.
+    let (writer, guard) = crate::logwriter::LogBuffer::start(std::io::stderr())?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
@@ -101,7 +108,7 @@ fn init_logging(env: &Env) -> tracing_appender::non_blocking::WorkerGuard {
     } else {
         builder.init();
     }
-    guard
+    Ok(guard)
 }
 
 fn out(text: &str) {

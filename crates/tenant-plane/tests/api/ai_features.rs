@@ -620,10 +620,10 @@ async fn rca_runbook_chat_and_search(d: Dialect, backend: Backend) {
     let (_, other) = server.as_tenant("globex").get("/api/audit/egress").await;
     assert!(other["items"].as_array().unwrap().is_empty(), "{other}");
 
-    let logs = server.tp.logs();
     for feature in ["rca", "runbook", "chat", "search"] {
+        let line = format!("\"feature\":\"{feature}\"");
         assert!(
-            logs.contains(&format!("\"feature\":\"{feature}\"")),
+            server.tp.logs_containing(&line).await.contains(&line),
             "every call is recorded: {feature}"
         );
     }

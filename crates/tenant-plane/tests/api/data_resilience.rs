@@ -154,7 +154,10 @@ async fn everything_but_ai_works_with_the_provider_down(backend: Backend) {
         s["embeddings"]["vectors"], 0,
         "nothing could be embedded: {s}"
     );
-    let logs = server.tp.logs();
+    let logs = server
+        .tp
+        .logs_containing("embedding failed; keyword search is unaffected")
+        .await;
     assert!(
         logs.contains("embedding failed; keyword search is unaffected"),
         "the outage is logged"
@@ -204,7 +207,11 @@ async fn correlation_uses_embeddings_when_configured(backend: Backend) {
         .count();
     assert!(embed_calls >= 2, "one call per correlated alert");
     assert!(
-        server.tp.logs().contains("\"feature\":\"correlation\""),
+        server
+            .tp
+            .logs_containing("\"feature\":\"correlation\"")
+            .await
+            .contains("\"feature\":\"correlation\""),
         "correlation calls are recorded"
     );
 }
@@ -259,7 +266,7 @@ async fn search_index_is_rebuilt_after_its_directory_is_deleted() {
         "the store kept everything"
     );
     assert!(
-        tp.logs().contains("Created"),
+        tp.logs_containing("Created").await.contains("Created"),
         "the start-up log says the index was created anew"
     );
     tokio::time::sleep(Duration::from_millis(10)).await;

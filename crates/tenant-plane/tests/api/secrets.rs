@@ -58,7 +58,7 @@ async fn secrets_never_leak() {
     assert_eq!(code, 69, "{stdout} {stderr}");
     seen.push(stdout);
     seen.push(stderr);
-    seen.push(tp.logs());
+    seen.push(tp.logs_containing("connection test failed").await);
 
     assert!(
         tp.logs().contains("connection test failed"),

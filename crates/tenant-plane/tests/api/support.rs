@@ -118,6 +118,12 @@ impl Tp {
         self.logs.lock().unwrap().join("\n")
     }
 
+    /// Everything logged so far, once a line containing `needle` has been written (see
+    /// [`atlasai_fakes::logs::when_logged`]).
+    pub async fn logs_containing(&self, needle: &str) -> String {
+        atlasai_fakes::logs::when_logged(|| self.logs(), needle).await
+    }
+
     /// The process id, for signals.
     pub fn pid(&self) -> u32 {
         self.child.id()
