@@ -478,12 +478,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_portal_sets_redaction_per_tenant_unless_the_tenant_plane_insists() {
-        use atlasai_core::protocol::{AdminTokenKey, PROTOCOL_VERSION, SettingsResponse};
+        use atlasai_core::protocol::SettingsResponse;
         let portal = |redaction| SettingsResponse {
-            protocol_version: PROTOCOL_VERSION,
-            etag: "\"1\"".into(),
-            tenant_id: TenantId::parse("acme").unwrap(),
-            cluster_id: "c1".into(),
             ai: Some(atlasai_core::portal::AiSettings {
                 provider: "openai".into(),
                 model: "m".into(),
@@ -492,15 +488,7 @@ mod tests {
                 ..Default::default()
             }),
             scope: Some("tenant".into()),
-            fallback_policy: atlasai_core::FallbackPolicy::FailClosed,
-            managed: None,
-            pending_validations: vec![],
-            admin_tokens: AdminTokenKey {
-                algorithm: "EdDSA".into(),
-                public_key: String::new(),
-                issuer: "atlasai-cp".into(),
-                audience: "atlasai-tp".into(),
-            },
+            ..crate::cp::test_settings(String::new())
         };
         let acme = TenantId::parse("acme").unwrap();
         let config = |vars: &[(&str, &str)], generation| Published {

@@ -118,7 +118,7 @@ impl Provider for WithCloudFallback {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use atlasai_core::protocol::{AdminTokenKey, ManagedInfo, PROTOCOL_VERSION, SettingsResponse};
+    use atlasai_core::protocol::{ManagedInfo, SettingsResponse};
     use atlasai_core::{ProviderKind, StreamEvent};
     use futures_util::StreamExt;
 
@@ -160,24 +160,11 @@ mod tests {
         atlasai_providers::http::install_crypto_provider();
         let cp = CpState::default();
         cp.publish(crate::cp::Snapshot::from_response(SettingsResponse {
-            protocol_version: PROTOCOL_VERSION,
-            etag: "\"1\"".into(),
-            tenant_id: TenantId::parse("acme").unwrap(),
-            cluster_id: "c1".into(),
-            ai: None,
-            scope: None,
-            fallback_policy: atlasai_core::FallbackPolicy::FailClosed,
             managed: Some(ManagedInfo {
                 provider: "openai".into(),
                 model: "gpt-4o-mini".into(),
             }),
-            pending_validations: vec![],
-            admin_tokens: AdminTokenKey {
-                algorithm: "EdDSA".into(),
-                public_key: String::new(),
-                issuer: "atlasai-cp".into(),
-                audience: "atlasai-tp".into(),
-            },
+            ..crate::cp::test_settings(String::new())
         }));
         cp.set_link(crate::cp::client::CpLink::new(
             reqwest::Client::new(),

@@ -221,10 +221,33 @@ impl CpState {
     }
 }
 
+/// Settings from the control plane as unit tests start from: tenant `acme`, cluster `c1`,
+/// fail closed, no portal provider, no managed model, and an EdDSA admin-token key with this
+/// public key (base64url; empty when a test issues no tokens).
+#[cfg(test)]
+pub(crate) fn test_settings(public_key: String) -> SettingsResponse {
+    SettingsResponse {
+        protocol_version: atlasai_core::protocol::PROTOCOL_VERSION,
+        etag: "\"1\"".into(),
+        tenant_id: TenantId::parse("acme").expect("a valid tenant id"),
+        cluster_id: "c1".into(),
+        ai: None,
+        scope: None,
+        fallback_policy: FallbackPolicy::FailClosed,
+        managed: None,
+        pending_validations: vec![],
+        admin_tokens: AdminTokenKey {
+            algorithm: "EdDSA".into(),
+            public_key,
+            issuer: "atlasai-cp".into(),
+            audience: "atlasai-tp".into(),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use atlasai_core::protocol::PROTOCOL_VERSION;
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use jsonwebtoken::{EncodingKey, Header};
@@ -254,10 +277,6 @@ mod tests {
             ..Default::default()
         });
         let raw = SettingsResponse {
-            protocol_version: PROTOCOL_VERSION,
-            etag: "\"1\"".into(),
-            tenant_id: TenantId::parse("acme").unwrap(),
-            cluster_id: "c1".into(),
             fallback_policy: portal_policy.unwrap_or_default(),
             scope: ai.as_ref().map(|_| "tenant".to_owned()),
             ai,
@@ -265,13 +284,7 @@ mod tests {
                 provider: "openai".into(),
                 model: "gpt-4o-mini".into(),
             }),
-            pending_validations: vec![],
-            admin_tokens: AdminTokenKey {
-                algorithm: "EdDSA".into(),
-                public_key: URL_SAFE_NO_PAD.encode(public),
-                issuer: "atlasai-cp".into(),
-                audience: "atlasai-tp".into(),
-            },
+            ..test_settings(URL_SAFE_NO_PAD.encode(public))
         };
         let s = CpState::default();
         s.publish(Snapshot::from_response(raw));
