@@ -7,7 +7,10 @@
 //! - `atlasai-bench metrics`: only the cost of recording metrics.
 //! - `atlasai-bench load --url URL ...`: the load generator alone, for profiling a gateway.
 //! - `atlasai-bench report --json gateway.json`: the markdown page again, from saved results.
+//! - `atlasai-bench floor --upstream URL`: a bare forwarding proxy, the floor under any gateway
+//!   on our HTTP stack (see [`floor`]).
 
+mod floor;
 mod gateway;
 mod load;
 mod micro;
@@ -78,6 +81,18 @@ enum Cmd {
     },
     /// Measure only the cost of recording metrics.
     Metrics,
+    /// Serve a bare forwarding proxy (no JSON, audit, metrics or logs) in front of an upstream.
+    Floor {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// The upstream's base URL, e.g. http://127.0.0.1:18001.
+        #[arg(long)]
+        upstream: String,
+        /// The pooled client that forwards.
+        #[arg(long, value_enum, default_value = "reqwest")]
+        client: floor::ClientKind,
+    },
     /// Render gateway.md again from a saved gateway.json (next to it).
     Report {
         /// The saved results.
@@ -115,6 +130,21 @@ pub(crate) fn say(text: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Cmd::Floor {
+        listen,
+        upstream,
+        client,
+    } = cli.command
+    {
+        // Its own multi-threaded runtime, like the tenant plane's.
+        return match floor::serve(listen, upstream, client) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                say(&format!("atlasai-bench: {e:#}"));
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -206,6 +236,7 @@ fn main() -> ExitCode {
                 say(&serde_json::to_string_pretty(&cost)?);
                 Ok(())
             }
+            Cmd::Floor { .. } => unreachable!("served above, on its own runtime"),
         }
     });
     match result {

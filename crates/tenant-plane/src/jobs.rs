@@ -356,6 +356,10 @@ pub fn spawn_workers(state: Arc<AppState>) {
                     Ok(_) => {}
                     Err(e) => tracing::warn!("cannot requeue interrupted AI jobs: {e}"),
                 }
+                // The previous run's circuit breaker set some jobs' waits; this run's breaker
+                // knows nothing yet, so they are tried now. With several replicas the others'
+                // breakers still hold, so PostgreSQL keeps the waits.
+                retry_now(&state, "the tenant plane restarted").await;
             }
             state.jobs.wake();
         }
@@ -363,6 +367,20 @@ pub fn spawn_workers(state: Arc<AppState>) {
     for _ in 0..workers {
         tokio::spawn(worker(state.clone()));
     }
+}
+
+/// Makes every queued job due now and wakes the workers: what their waits were based on (a
+/// circuit breaker's cool-down, the previous provider settings) no longer holds.
+pub async fn retry_now(state: &AppState, why: &str) {
+    let Some(data) = state.data() else {
+        return;
+    };
+    match data.store.retry_queued_now(Timestamp::now()).await {
+        Ok(n) if n > 0 => tracing::info!(jobs = n, "queued AI jobs retried now: {why}"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot retry queued AI jobs now ({why}): {e}"),
+    }
+    state.jobs.wake();
 }
 
 async fn worker(state: Arc<AppState>) {

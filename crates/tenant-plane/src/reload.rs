@@ -67,6 +67,7 @@ pub async fn reload(state: &AppState, trigger: &str) -> bool {
                 errors: Vec::new(),
             });
             tracing::info!(generation, trigger, "configuration reloaded: {summary}");
+            crate::jobs::retry_now(state, "the configuration was reloaded").await;
             true
         }
         Err(errors) => {

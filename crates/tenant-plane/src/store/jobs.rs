@@ -424,6 +424,23 @@ impl Store {
         })
     }
 
+    /// Makes every queued job due now; returns how many were waiting. Their waits came from a
+    /// view of the provider that no longer holds: the previous run's circuit breaker at
+    /// start-up, or the previous provider settings after a reload.
+    pub async fn retry_queued_now(&self, now: Timestamp) -> Result<u64, StoreError> {
+        with_pool!(self, |pool| {
+            Ok(sqlx::query(
+                "UPDATE ai_jobs SET next_attempt_at = $1 \
+                 WHERE status = 'queued' AND next_attempt_at > $1",
+            )
+            .bind(now.0)
+            .execute(pool)
+            .await
+            .ctx("rescheduling queued jobs")?
+            .rows_affected())
+        })
+    }
+
     /// Queue length and age (all tenants, or one).
     pub async fn queue_stats(&self, tenant: Option<&TenantId>) -> Result<QueueStats, StoreError> {
         let row: (i64, i64, Option<i64>) = with_pool!(self, |pool| {

@@ -222,6 +222,30 @@ pub async fn a_lease_that_runs_out_passes_the_job_on(env: TestEnv) {
         .unwrap()
         .unwrap();
     assert_eq!(reclaimed.id, other.id);
+
+    // Waits set from an earlier view of the provider end at once; due and running jobs are
+    // left as they are.
+    let later = now.plus(Duration::from_secs(300));
+    let waiting = store
+        .enqueue_job(&acme, "rca", &json!({}), later, now.plus(HOUR), now, "down")
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_job("this-run", Duration::from_secs(60), now)
+            .await
+            .unwrap()
+            .is_none(),
+        "not due yet"
+    );
+    assert_eq!(store.retry_queued_now(now).await.unwrap(), 1);
+    assert_eq!(store.retry_queued_now(now).await.unwrap(), 0);
+    let due = store
+        .claim_job("this-run", Duration::from_secs(60), now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(due.id, waiting.id);
 }
 
 pub async fn deadlines_expire_waiting_jobs(env: TestEnv) {
