@@ -8,9 +8,73 @@ use super::{
     Context, Page, Store, StoreError, Timestamp, corrupt, decode_cursor, encode_cursor, with_pool,
 };
 use crate::calls::{AuditRecord, Destination};
+use crate::config::DatabaseKind;
 
-/// Rows per INSERT statement (far below both engines' bind-parameter limits).
-const ROWS_PER_INSERT: usize = 500;
+/// Rows per INSERT statement at most. A batch is written in statements of 32, 16, 8, 4, 2 and
+/// 1 rows, so every connection prepares these six statements once and reuses them: parsing a
+/// new multi-row statement for every batch cost SQLite more than storing the rows did.
+const MAX_ROWS_PER_INSERT: usize = 32;
+const COLUMNS: usize = 14;
+
+/// The INSERT statement for `rows` rows (a power of two up to [`MAX_ROWS_PER_INSERT`]),
+/// built once per engine. SQLite gets anonymous `?` placeholders: sqlx looks up the name of
+/// every numbered one, and SQLite finds a name by walking the statement's whole list, so `$n`
+/// cost more per batch than storing the rows.
+fn insert_sql(kind: DatabaseKind, rows: usize) -> &'static str {
+    static SQLITE: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    static POSTGRES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let build = |numbered: bool| {
+        let mut out = Vec::new();
+        let mut n = 1;
+        while n <= MAX_ROWS_PER_INSERT {
+            let mut sql = String::from(
+                "INSERT INTO egress_audit (id, tenant, ts, feature, provider, model, endpoint_host, \
+                 prompt_tokens, completion_tokens, latency_ms, outcome, destination, left_network, \
+                 cloud_fallback_model) VALUES ",
+            );
+            for row in 0..n {
+                sql.push_str(if row == 0 { "(" } else { ", (" });
+                for col in 0..COLUMNS {
+                    if col > 0 {
+                        sql.push_str(", ");
+                    }
+                    if numbered {
+                        sql.push('$');
+                        sql.push_str(&(row * COLUMNS + col + 1).to_string());
+                    } else {
+                        sql.push('?');
+                    }
+                }
+                sql.push(')');
+            }
+            sql.push_str(" ON CONFLICT (id) DO NOTHING");
+            out.push(sql);
+            n *= 2;
+        }
+        out
+    };
+    let all = match kind {
+        DatabaseKind::Sqlite => SQLITE.get_or_init(|| build(false)),
+        DatabaseKind::Postgres => POSTGRES.get_or_init(|| build(true)),
+    };
+    debug_assert!(rows.is_power_of_two() && rows <= MAX_ROWS_PER_INSERT);
+    &all[rows.trailing_zeros() as usize]
+}
+
+/// Splits `records` into runs of 32, 16, 8, 4, 2 and 1 rows.
+fn insert_chunks(mut records: &[AuditRecord]) -> impl Iterator<Item = &[AuditRecord]> {
+    std::iter::from_fn(move || {
+        if records.is_empty() {
+            return None;
+        }
+        let n = records.len().min(MAX_ROWS_PER_INSERT);
+        // The largest power of two not above n.
+        let n = 1 << (usize::BITS - 1 - n.leading_zeros());
+        let (chunk, rest) = records.split_at(n);
+        records = rest;
+        Some(chunk)
+    })
+}
 
 /// Filters for reading the audit log, newest first.
 #[derive(Debug, Clone, Default)]
@@ -86,33 +150,26 @@ impl Store {
                 .begin_with(self.begin_write())
                 .await
                 .ctx("starting a transaction")?;
-            for chunk in records.chunks(ROWS_PER_INSERT) {
-                let mut q = sqlx::QueryBuilder::new(
-                    "INSERT INTO egress_audit (id, tenant, ts, feature, provider, model, endpoint_host, \
-                     prompt_tokens, completion_tokens, latency_ms, outcome, destination, left_network, cloud_fallback_model) ",
-                );
-                q.push_values(chunk, |mut row, r| {
-                    row.push_bind(r.id.clone())
-                        .push_bind(r.tenant.clone())
-                        .push_bind(r.ts.0)
-                        .push_bind(r.feature.clone())
-                        .push_bind(r.provider.clone())
-                        .push_bind(r.model.clone())
-                        .push_bind(r.endpoint_host.clone())
-                        .push_bind(r.prompt_tokens)
-                        .push_bind(r.completion_tokens)
-                        .push_bind(r.latency_ms)
-                        .push_bind(r.outcome.clone())
-                        .push_bind(r.destination.as_str())
-                        .push_bind(r.left_network)
-                        .push_bind(r.cloud_fallback_model.clone());
-                });
-                q.push(" ON CONFLICT (id) DO NOTHING");
-                // Every batch size is a different statement: caching them would keep up to
-                // a hundred large prepared statements per connection alive.
-                q.build()
-                    .persistent(false)
-                    .execute(&mut *tx)
+            for chunk in insert_chunks(records) {
+                let mut q = sqlx::query(insert_sql(self.kind(), chunk.len()));
+                for r in chunk {
+                    q = q
+                        .bind(&r.id)
+                        .bind(&r.tenant)
+                        .bind(r.ts.0)
+                        .bind(&r.feature)
+                        .bind(&r.provider)
+                        .bind(&r.model)
+                        .bind(&r.endpoint_host)
+                        .bind(r.prompt_tokens)
+                        .bind(r.completion_tokens)
+                        .bind(r.latency_ms)
+                        .bind(&r.outcome)
+                        .bind(r.destination.as_str())
+                        .bind(r.left_network)
+                        .bind(r.cloud_fallback_model.as_deref());
+                }
+                q.execute(&mut *tx)
                     .await
                     .ctx("writing the egress audit log")?;
             }
@@ -187,5 +244,68 @@ impl Store {
                 .ctx("pruning the egress audit log")?
                 .rows_affected())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(n: usize) -> Vec<AuditRecord> {
+        (0..n)
+            .map(|i| AuditRecord {
+                id: i.to_string(),
+                tenant: "t".into(),
+                ts: Timestamp(0),
+                feature: "gateway".into(),
+                provider: "openai".into(),
+                model: "m".into(),
+                endpoint_host: "h".into(),
+                prompt_tokens: 0,
+                completion_tokens: 0,
+                latency_ms: 0,
+                outcome: "ok".into(),
+                destination: Destination::Private,
+                left_network: false,
+                cloud_fallback_model: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn batches_split_into_the_six_statement_sizes_in_order() {
+        let sizes = |n: usize| -> Vec<usize> {
+            let r = records(n);
+            let chunks: Vec<&[AuditRecord]> = insert_chunks(&r).collect();
+            // Every record once, in order.
+            let ids: Vec<&str> = chunks
+                .iter()
+                .flat_map(|c| c.iter().map(|r| &*r.id))
+                .collect();
+            assert_eq!(ids, r.iter().map(|r| &*r.id).collect::<Vec<_>>());
+            chunks.iter().map(|c| c.len()).collect()
+        };
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(1), [1]);
+        assert_eq!(sizes(31), [16, 8, 4, 2, 1]);
+        assert_eq!(sizes(32), [32]);
+        assert_eq!(sizes(100), [32, 32, 32, 4]);
+        assert!(sizes(5_000).iter().all(|n| n.is_power_of_two() && *n <= 32));
+    }
+
+    #[test]
+    fn each_statement_has_one_placeholder_per_value() {
+        for rows in [1, 2, 4, 8, 16, 32] {
+            let pg = insert_sql(DatabaseKind::Postgres, rows);
+            assert_eq!(pg.matches('$').count(), rows * COLUMNS, "{rows} rows");
+            assert!(pg.contains(&format!("${})", rows * COLUMNS)));
+            assert!(!pg.contains(&format!("${}", rows * COLUMNS + 1)));
+            let sqlite = insert_sql(DatabaseKind::Sqlite, rows);
+            assert_eq!(sqlite.matches('?').count(), rows * COLUMNS, "{rows} rows");
+            assert!(!sqlite.contains('$'));
+            for sql in [pg, sqlite] {
+                assert!(sql.ends_with("ON CONFLICT (id) DO NOTHING"));
+            }
+        }
     }
 }

@@ -44,6 +44,45 @@ pub async fn audit_records_page_filter_and_prune(env: TestEnv) {
     // Writing the same records again (a retried batch) adds nothing.
     store.insert_audit(&records[..5]).await.unwrap();
 
+    // A large batch of an awkward size (written as statements of 32 rows and the smaller
+    // sizes) arrives whole, in one transaction.
+    let bulk: Vec<AuditRecord> = (0..1_237)
+        .map(|i| {
+            record(
+                "bulk",
+                base + 100_000_000 + i,
+                "gateway",
+                Destination::Private,
+            )
+        })
+        .collect();
+    store.insert_audit(&bulk).await.unwrap();
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list_audit(
+                &tenant("bulk"),
+                &AuditFilter {
+                    limit: 500,
+                    cursor,
+                    ..AuditFilter::default()
+                },
+            )
+            .await
+            .unwrap();
+        seen.extend(page.items);
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    seen.reverse();
+    assert_eq!(
+        seen, bulk,
+        "every record of the large batch, stored as written"
+    );
+
     let acme = tenant("acme");
     let all = |cursor: Option<String>| AuditFilter {
         limit: 12,
