@@ -106,7 +106,8 @@ fn init_logging(env: &Env) -> std::io::Result<crate::logwriter::LogGuard> {
     if env.get("TP_LOG_FORMAT") == Some("json") {
         builder.json().init();
     } else {
-        builder.init();
+        // The default text format, with fields written without `fmt` where that is possible.
+        builder.fmt_fields(crate::logfields::LineFields).init();
     }
     Ok(guard)
 }

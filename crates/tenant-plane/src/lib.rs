@@ -20,6 +20,7 @@ pub mod http;
 pub mod incidents;
 pub mod ingest;
 pub mod jobs;
+pub mod logfields;
 pub mod logwriter;
 pub mod metrics;
 pub mod reload;

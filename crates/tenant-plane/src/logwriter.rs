@@ -6,7 +6,8 @@
 //! whose receiving thread wakes for every line when the load is light; at one request at a time
 //! that was two thread wake-ups and two context switches per gateway request, about 0.03 ms of
 //! its latency. Here the writer thread wakes on a timer (or when the buffer passes a high-water
-//! mark) and writes everything gathered in one call.
+//! mark) and writes everything gathered in one call; with nothing to write it sleeps until the
+//! next line, so an idle process does not wake at all.
 //!
 //! Nothing is dropped: when the buffer holds [`LogBuffer::capacity`] bytes, because the sink is
 //! slow or stalled, writers wait for room, as they would writing to the sink themselves.
@@ -35,6 +36,11 @@ struct State {
     /// The writer thread was woken early and has not taken the buffer yet: waking it again
     /// would only cost a system call per line.
     woken: bool,
+    /// The writer thread found nothing to write and sleeps until a line arrives (an idle
+    /// process does not wake every [`FLUSH_EVERY`]).
+    parked: bool,
+    /// Times the writer thread has taken the buffer (how often it woke up).
+    rounds: u64,
 }
 
 struct Shared {
@@ -81,6 +87,8 @@ impl LogBuffer {
                 closing: false,
                 dead: false,
                 woken: false,
+                parked: false,
+                rounds: 0,
             }),
             wake: Condvar::new(),
             room: Condvar::new(),
@@ -110,12 +118,23 @@ impl LogBuffer {
 }
 
 /// The writer thread: every [`FLUSH_EVERY`], or sooner when woken, swaps the buffer for an
-/// empty one and writes what it held.
+/// empty one and writes what it held. When there was nothing to write it sleeps until a line
+/// arrives.
 fn write_out<W: Write>(shared: &Shared, mut sink: W) {
     let mut spare = Vec::with_capacity(HIGH_WATER);
     loop {
         let closing = {
             let mut state = shared.lock();
+            if state.buf.is_empty() && !state.closing {
+                // Nothing to write: sleep until the first line of the next burst, then gather
+                // for one interval as usual.
+                state.parked = true;
+                state = shared
+                    .wake
+                    .wait_while(state, |s| s.buf.is_empty() && !s.closing)
+                    .unwrap_or_else(PoisonError::into_inner);
+                state.parked = false;
+            }
             if state.buf.len() < HIGH_WATER && !state.closing {
                 state = shared
                     .wake
@@ -125,6 +144,7 @@ fn write_out<W: Write>(shared: &Shared, mut sink: W) {
             }
             std::mem::swap(&mut state.buf, &mut spare);
             state.woken = false;
+            state.rounds += 1;
             state.closing
         };
         shared.room.notify_all();
@@ -170,6 +190,9 @@ impl Write for LogBuffer {
         state.buf.extend_from_slice(line);
         if state.buf.len() >= HIGH_WATER {
             wake(shared, &mut state);
+        } else if std::mem::replace(&mut state.parked, false) {
+            // The first line after a quiet spell: at most one wake-up per interval.
+            shared.wake.notify_one();
         }
         Ok(line.len())
     }
@@ -288,17 +311,42 @@ mod tests {
         assert!(*sink.writes.lock().unwrap() < 20_000);
     }
 
+    /// Waits up to 5 s for `done`.
+    fn wait_for(what: &str, done: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     #[test]
     fn lines_appear_within_the_flush_interval_without_a_high_water_mark() {
         let sink = Sink::default();
         let (mut writer, _guard) = LogBuffer::start(sink.clone()).unwrap();
         writer.write_all(b"one quiet line\n").unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while lines(&sink).is_empty() {
-            assert!(std::time::Instant::now() < deadline, "never written");
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        wait_for("never written", || !lines(&sink).is_empty());
         assert_eq!(lines(&sink), ["one quiet line"]);
+    }
+
+    #[test]
+    fn an_idle_writer_sleeps_until_the_next_line() {
+        let sink = Sink::default();
+        let (mut writer, guard) = LogBuffer::start(sink.clone()).unwrap();
+        writer.write_all(b"first\n").unwrap();
+        wait_for("never went idle", || {
+            writer.shared.lock().parked && lines(&sink).len() == 1
+        });
+        // Ten flush intervals of silence: no round at all (it used to wake every interval).
+        let rounds = writer.shared.lock().rounds;
+        std::thread::sleep(FLUSH_EVERY * 10);
+        assert_eq!(writer.shared.lock().rounds, rounds);
+        // The next line still goes out promptly, and so does the last one at shutdown.
+        writer.write_all(b"second\n").unwrap();
+        wait_for("second line never written", || lines(&sink).len() == 2);
+        writer.write_all(b"third\n").unwrap();
+        drop(guard);
+        assert_eq!(lines(&sink), ["first", "second", "third"]);
     }
 
     #[test]

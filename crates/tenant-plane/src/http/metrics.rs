@@ -1,15 +1,14 @@
-//! `GET /metrics` (Prometheus/OpenMetrics text) and the middleware that counts every request.
+//! `GET /metrics` (Prometheus/OpenMetrics text). Requests are counted by the `observe` middleware
+//! in `http/mod.rs`, which also logs them.
 //!
 //! The endpoint is unauthenticated by default, like most Prometheus targets scraped inside a
 //! cluster; with `TP_METRICS_TOKEN` set it requires that bearer token. It exposes tenant ids,
 //! model names and counts, never prompts, answers or secrets.
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
@@ -73,23 +72,4 @@ pub async fn metrics(
         metrics.render(),
     )
         .into_response())
-}
-
-/// Counts every request by method, route template and status, and times it to the response
-/// head. Streams are timed to their first chunk (the model-call metrics cover whole answers).
-pub async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let Some(metrics) = state.metrics.as_deref() else {
-        return next.run(req).await;
-    };
-    let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let started = Instant::now();
-    let resp = next.run(req).await;
-    metrics.http_request(
-        &method,
-        route.as_ref().map(MatchedPath::as_str),
-        resp.status().as_u16(),
-        started.elapsed(),
-    );
-    resp
 }

@@ -20,7 +20,7 @@ mod status;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -85,11 +85,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(openai::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            metrics::track,
-        ))
-        .layer(axum::middleware::from_fn(log_requests))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
@@ -101,19 +97,24 @@ async fn not_found() -> ApiError {
     )
 }
 
-/// Logs one line per request: method, route (not the raw path, which may carry ids), status
-/// and latency. Never headers or bodies.
-async fn log_requests(req: Request, next: Next) -> Response {
+/// Logs one line per request (method, route template rather than the raw path, which may
+/// carry ids, status and latency; never headers or bodies) and counts it in the metrics by
+/// method, route and status, timed to the response head (streams to their first chunk; the
+/// model-call metrics cover whole answers). One middleware for both: every layer wraps every
+/// route once more, at a cost on each request.
+async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "(unmatched)".to_owned());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let started = Instant::now();
     let resp = next.run(req).await;
+    let elapsed = started.elapsed();
     let status = resp.status().as_u16();
-    let ms = started.elapsed().as_millis() as u64;
+    let route_name = route.as_ref().map(MatchedPath::as_str);
+    if let Some(metrics) = state.metrics.as_deref() {
+        metrics.http_request(&method, route_name, status, elapsed);
+    }
+    let route = route_name.unwrap_or("(unmatched)");
+    let ms = elapsed.as_millis() as u64;
     if route == "/healthz" || route == "/readyz" {
         tracing::trace!(%method, route, status, ms, "request");
     } else {
