@@ -81,7 +81,7 @@ pub fn markdown(r: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "\nAdded latency is the gateway's percentile minus the upstream's at the same concurrency. Throughput and tail latency on a shared 2-CPU machine move by tens of percent between runs (other work competes for the CPUs; the load averages are listed under Targets); the CPU time per request below is the stable measure, for example to compare the tenant plane with and without metrics.\n"
+        "\nAdded latency is the gateway's percentile minus the upstream's at the same concurrency. Throughput and tail latency on a shared 2-CPU machine move by tens of percent between runs (other work competes for the CPUs; the load averages are listed under Targets); the CPU time per request below moves less, but still by up to a third (Portkey's, unchanged, between two runs on 2026-12-03). To compare two builds of the tenant plane, count instructions per request with callgrind instead (docs/gateway.md, Performance).\n"
     );
     let _ = writeln!(out, "## Raw numbers\n");
     let _ = writeln!(
