@@ -267,6 +267,12 @@ async fn unknown_models_and_bad_requests_get_openai_errors() {
     let (status, body) = post_json(&tp, "/v1/chat/completions", big).await;
     assert_eq!(status, 413);
     assert_error(&body, Some("request_too_large"));
+    // Above the admin API's 1 MiB but within the gateway's 16 MiB: read and parsed (and
+    // refused here only for its `n`).
+    let two_mib = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "x".repeat(2 * 1024 * 1024)}], "n": 3});
+    let (status, body) = post_json(&tp, "/v1/chat/completions", two_mib).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["param"], "n");
 
     let r = client()
         .post(format!("{}/v1/completions", tp.url))
