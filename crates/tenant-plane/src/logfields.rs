@@ -56,8 +56,12 @@ impl LineVisitor<'_> {
         self.writer.write_char('=')
     }
 
-    /// Hands one field to the default visitor.
+    /// Hands one field to the default visitor (which, like ours, writes nothing more once a
+    /// write has failed).
     fn default_visitor(&mut self, visit: impl FnOnce(&mut DefaultVisitor<'_>)) {
+        if self.result.is_err() {
+            return;
+        }
         let mut v = DefaultVisitor::new(self.writer.by_ref(), self.is_empty);
         visit(&mut v);
         self.result = v.finish();
@@ -136,16 +140,12 @@ impl Visit for LineVisitor<'_> {
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        if self.result.is_ok() {
-            self.default_visitor(|v| v.record_error(field, value));
-        }
+        self.default_visitor(|v| v.record_error(field, value));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if field.name() == "message" {
-            if self.result.is_ok() {
-                self.default_visitor(|v| v.record_debug(field, value));
-            }
+            self.default_visitor(|v| v.record_debug(field, value));
             return;
         }
         self.write(field, |w| write!(w, "{value:?}"));
