@@ -68,8 +68,17 @@ impl LineVisitor<'_> {
         self.is_empty = false;
     }
 
-    fn write(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
-        if self.result.is_ok() {
+    /// Writes `name=value` with `value`, or, for the message (which the default visitor
+    /// writes without its name and with its own escaping), hands it to `message`.
+    fn write(
+        &mut self,
+        field: &Field,
+        message: impl FnOnce(&mut DefaultVisitor<'_>),
+        value: impl FnOnce(&mut Writer<'_>) -> fmt::Result,
+    ) {
+        if field.name() == "message" {
+            self.default_visitor(message);
+        } else if self.result.is_ok() {
             self.result = self.key(field).and_then(|()| value(&mut self.writer));
         }
     }
@@ -99,44 +108,48 @@ fn write_u64(w: &mut Writer<'_>, mut n: u64) -> fmt::Result {
 
 impl Visit for LineVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" || !plain(value) {
+        if !plain(value) {
             self.default_visitor(|v| v.record_str(field, value));
             return;
         }
-        self.write(field, |w| {
-            w.write_char('"')?;
-            w.write_str(value)?;
-            w.write_char('"')
-        });
+        self.write(
+            field,
+            |v| v.record_str(field, value),
+            |w| {
+                w.write_char('"')?;
+                w.write_str(value)?;
+                w.write_char('"')
+            },
+        );
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if field.name() == "message" {
-            self.default_visitor(|v| v.record_u64(field, value));
-            return;
-        }
-        self.write(field, |w| write_u64(w, value));
+        self.write(
+            field,
+            |v| v.record_u64(field, value),
+            |w| write_u64(w, value),
+        );
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if field.name() == "message" {
-            self.default_visitor(|v| v.record_i64(field, value));
-            return;
-        }
-        self.write(field, |w| {
-            if value < 0 {
-                w.write_char('-')?;
-            }
-            write_u64(w, value.unsigned_abs())
-        });
+        self.write(
+            field,
+            |v| v.record_i64(field, value),
+            |w| {
+                if value < 0 {
+                    w.write_char('-')?;
+                }
+                write_u64(w, value.unsigned_abs())
+            },
+        );
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        if field.name() == "message" {
-            self.default_visitor(|v| v.record_bool(field, value));
-            return;
-        }
-        self.write(field, |w| w.write_str(if value { "true" } else { "false" }));
+        self.write(
+            field,
+            |v| v.record_bool(field, value),
+            |w| w.write_str(if value { "true" } else { "false" }),
+        );
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
@@ -144,11 +157,11 @@ impl Visit for LineVisitor<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if field.name() == "message" {
-            self.default_visitor(|v| v.record_debug(field, value));
-            return;
-        }
-        self.write(field, |w| write!(w, "{value:?}"));
+        self.write(
+            field,
+            |v| v.record_debug(field, value),
+            |w| write!(w, "{value:?}"),
+        );
     }
 }
 
