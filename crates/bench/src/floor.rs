@@ -4,6 +4,9 @@
 //! no logs. Measured in the gateway benchmark's arrangement, it shows how much of the tenant
 //! plane's cost is the HTTP stack itself (tokio, hyper, the kernel's loopback TCP) and how much
 //! is ours; `--client` compares reqwest with hyper-util's pooled client underneath it.
+//! A streamed answer (`text/event-stream`) is passed on chunk by chunk as it arrives, so the
+//! time to its first byte can be compared with the tenant plane's; other answers are read
+//! whole and sent with their length, as the tenant plane does.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -11,8 +14,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use futures_util::TryStreamExt;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -37,12 +42,27 @@ struct Proxy {
     client: Forward,
 }
 
+type BodyError = Box<dyn std::error::Error + Send + Sync>;
+type ProxyBody = BoxBody<Bytes, BodyError>;
+
 fn reply(
     status: StatusCode,
     content_type: Option<hyper::header::HeaderValue>,
     body: Bytes,
-) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(body));
+) -> Response<ProxyBody> {
+    passed_on(
+        status,
+        content_type,
+        Full::new(body).map_err(|never| match never {}).boxed(),
+    )
+}
+
+fn passed_on(
+    status: StatusCode,
+    content_type: Option<hyper::header::HeaderValue>,
+    body: ProxyBody,
+) -> Response<ProxyBody> {
+    let mut resp = Response::new(body);
     *resp.status_mut() = status;
     if let Some(ct) = content_type {
         resp.headers_mut().insert(hyper::header::CONTENT_TYPE, ct);
@@ -53,7 +73,7 @@ fn reply(
 async fn forward(
     proxy: Arc<Proxy>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<ProxyBody>, Infallible> {
     let url = format!("{}{}", proxy.upstream, req.uri().path());
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
@@ -73,6 +93,13 @@ async fn forward(
             };
             let status = r.status();
             let ct = r.headers().get(hyper::header::CONTENT_TYPE).cloned();
+            if is_stream(ct.as_ref()) {
+                let chunks = r
+                    .bytes_stream()
+                    .map_ok(Frame::data)
+                    .map_err(BodyError::from);
+                return Ok(passed_on(status, ct, StreamBody::new(chunks).boxed()));
+            }
             match r.bytes().await {
                 Ok(b) => reply(status, ct, b),
                 Err(_) => bad_gateway(),
@@ -90,6 +117,10 @@ async fn forward(
             };
             let status = r.status();
             let ct = r.headers().get(hyper::header::CONTENT_TYPE).cloned();
+            if is_stream(ct.as_ref()) {
+                let body = r.into_body().map_err(BodyError::from).boxed();
+                return Ok(passed_on(status, ct, body));
+            }
             match r.into_body().collect().await {
                 Ok(b) => reply(status, ct, b.to_bytes()),
                 Err(_) => bad_gateway(),
@@ -97,6 +128,11 @@ async fn forward(
         }
     };
     Ok(resp)
+}
+
+/// Whether the upstream answered with server-sent events.
+fn is_stream(content_type: Option<&hyper::header::HeaderValue>) -> bool {
+    content_type.is_some_and(|ct| ct.as_bytes().starts_with(b"text/event-stream"))
 }
 
 /// Serves until the process ends, on a multi-threaded runtime like the tenant plane's.

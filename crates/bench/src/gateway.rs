@@ -384,6 +384,7 @@ impl Plan {
             path: self.path.clone(),
             headers: self.headers.clone(),
             body: Bytes::from_static(body.as_bytes()),
+            pause: Duration::ZERO,
         }
     }
 }
@@ -576,6 +577,7 @@ pub fn target_for_url(url: &str, headers: &[String], stream: bool) -> anyhow::Re
         path: u.path().to_owned(),
         headers,
         body: Bytes::from_static(if stream { STREAM_BODY } else { CHAT_BODY }.as_bytes()),
+        pause: Duration::ZERO,
     })
 }
 

@@ -29,6 +29,9 @@ pub struct Target {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// The JSON body.
     pub body: Bytes,
+    /// How long each worker waits after an answer before its next request (zero: at once).
+    /// A pause lets the server go idle between requests, as it does under real traffic.
+    pub pause: Duration,
 }
 
 /// What one load level measured.
@@ -165,6 +168,9 @@ async fn worker(target: Arc<Target>, from: Instant, until: Instant) -> anyhow::R
                 w.error(counted, format!("no answer within {REQUEST_TIMEOUT:?}"));
                 sender = None;
             }
+        }
+        if !target.pause.is_zero() {
+            tokio::time::sleep(target.pause).await;
         }
     }
     Ok(w)

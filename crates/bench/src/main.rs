@@ -119,6 +119,10 @@ enum Cmd {
         /// Ask for a streamed answer.
         #[arg(long)]
         stream: bool,
+        /// Each worker's pause after an answer before its next request, microseconds; lets
+        /// the server go idle between requests.
+        #[arg(long, default_value_t = 0)]
+        pause_us: u64,
     },
 }
 
@@ -203,8 +207,10 @@ fn main() -> ExitCode {
                 warmup,
                 duration,
                 stream,
+                pause_us,
             } => {
-                let target = gateway::target_for_url(&url, &headers, stream)?;
+                let mut target = gateway::target_for_url(&url, &headers, stream)?;
+                target.pause = Duration::from_micros(pause_us);
                 let m = load::run(
                     &target,
                     concurrency,
