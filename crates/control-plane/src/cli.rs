@@ -143,9 +143,14 @@ async fn serve(config: ControlPlaneConfig) -> ExitCode {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down: finishing in-flight requests");
     };
-    match axum::serve(listener, crate::http::app(state.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await
+    // `into_make_service`: connections share the router instead of each rebuilding its route
+    // table (see the tenant plane's `serve`).
+    match axum::serve(
+        listener,
+        crate::http::app(state.clone()).into_make_service(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
     {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -256,7 +256,10 @@ async fn serve(inputs: ConfigInputs) -> ExitCode {
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let result = axum::serve(listener, app)
+    // `into_make_service`: each connection gets the router itself (an `Arc`). Served as a
+    // plain `Router`, axum rebuilds its route table for every new connection (a clone of every
+    // route and a fresh map, ~14 KiB each, held for the connection's lifetime).
+    let result = axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(shutdown_signal(state))
         .await;
     data.shutdown().await;
