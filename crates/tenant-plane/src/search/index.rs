@@ -207,11 +207,23 @@ struct Payload {
     watermarks: BTreeMap<String, i64>,
 }
 
+/// The index's single writer. It is open while there is indexing to do and released when the
+/// indexer finds nothing new ([`SearchIndex::release_writer`]): an open writer holds tantivy's
+/// document channel (~2.5 MB, allocated in full when it opens) and its worker and merge
+/// threads, which a tenant plane that is not ingesting has no use for.
+enum WriterSlot {
+    /// Not open; the next write opens it.
+    Released,
+    Open(Box<IndexWriter>),
+    /// Closed for good (shutting down): writes fail.
+    Closed,
+}
+
 /// The index, its reader and its single writer.
 pub struct SearchIndex {
+    index: Index,
     reader: IndexReader,
-    /// `None` once closed.
-    writer: Mutex<Option<IndexWriter>>,
+    writer: Mutex<WriterSlot>,
     fields: Fields,
     parser: QueryParser,
     committed: Mutex<Payload>,
@@ -270,8 +282,9 @@ impl SearchIndex {
         parser.set_field_boost(fields.service_text, 0.5);
         Ok((
             SearchIndex {
+                index,
                 reader,
-                writer: Mutex::new(Some(writer)),
+                writer: Mutex::new(WriterSlot::Open(Box::new(writer))),
                 fields,
                 parser,
                 committed: Mutex::new(payload),
@@ -359,8 +372,8 @@ impl SearchIndex {
     pub fn put_incident(&self, tenant: &str, doc: &IncidentDoc) -> Result<(), IndexError> {
         let f = &self.fields;
         let i = &doc.incident;
-        let guard = lock(&self.writer);
-        let writer = open_writer(&guard)?;
+        let mut guard = lock(&self.writer);
+        let writer = self.open_writer(&mut guard)?;
         writer.delete_term(Term::from_field_text(f.id, &i.id));
         let mut body = i.description.clone();
         for t in &doc.alert_titles {
@@ -390,8 +403,8 @@ impl SearchIndex {
     /// Indexes (or re-indexes) a runbook.
     pub fn put_runbook(&self, tenant: &str, rb: &Runbook) -> Result<(), IndexError> {
         let f = &self.fields;
-        let guard = lock(&self.writer);
-        let writer = open_writer(&guard)?;
+        let mut guard = lock(&self.writer);
+        let writer = self.open_writer(&mut guard)?;
         writer.delete_term(Term::from_field_text(f.id, &rb.id));
         let mut d = TantivyDocument::default();
         d.add_text(f.tenant, tenant);
@@ -411,8 +424,8 @@ impl SearchIndex {
     /// Indexes log lines (append-only: each line is added once, at a batch boundary).
     pub fn add_logs(&self, tenant: &str, lines: &[FeedLogLine]) -> Result<(), IndexError> {
         let f = &self.fields;
-        let guard = lock(&self.writer);
-        let writer = open_writer(&guard)?;
+        let mut guard = lock(&self.writer);
+        let writer = self.open_writer(&mut guard)?;
         for l in lines {
             let mut d = TantivyDocument::default();
             d.add_text(f.tenant, tenant);
@@ -435,8 +448,9 @@ impl SearchIndex {
     /// Drops every document of a tenant (when the store no longer has what the index holds,
     /// for example after a database restore).
     pub fn delete_tenant(&self, tenant: &str) -> Result<(), IndexError> {
-        let guard = lock(&self.writer);
-        open_writer(&guard)?.delete_term(Term::from_field_text(self.fields.tenant, tenant));
+        let mut guard = lock(&self.writer);
+        self.open_writer(&mut guard)?
+            .delete_term(Term::from_field_text(self.fields.tenant, tenant));
         Ok(())
     }
 
@@ -447,7 +461,7 @@ impl SearchIndex {
         let text = serde_json::to_string(&payload).unwrap_or_default();
         {
             let mut guard = lock(&self.writer);
-            let writer = guard.as_mut().ok_or_else(closed)?;
+            let writer = self.open_writer(&mut guard)?;
             let mut prepared = writer.prepare_commit().ctx("preparing a commit")?;
             prepared.set_payload(&text);
             prepared.commit().ctx("committing")?;
@@ -459,19 +473,50 @@ impl SearchIndex {
 
     /// Forgets uncommitted additions (after a failed cycle, so nothing is added twice).
     pub fn rollback(&self) -> Result<(), IndexError> {
+        match &mut *lock(&self.writer) {
+            WriterSlot::Open(writer) => writer.rollback().ctx("rolling back").map(|_| ()),
+            // A released writer holds nothing uncommitted.
+            WriterSlot::Released => Ok(()),
+            WriterSlot::Closed => Err(closed()),
+        }
+    }
+
+    /// Releases the writer when there is nothing to index (the indexer calls this after a
+    /// cycle that found nothing new): waits for its background merges, then frees its memory
+    /// and threads and the directory lock. The next write opens it again. Anything added and
+    /// not committed is discarded, as on a restart. Returns whether a writer was open.
+    pub fn release_writer(&self) -> Result<bool, IndexError> {
         let mut guard = lock(&self.writer);
-        let writer = guard.as_mut().ok_or_else(closed)?;
-        writer.rollback().ctx("rolling back").map(|_| ())
+        if !matches!(*guard, WriterSlot::Open(_)) {
+            return Ok(false);
+        }
+        // Held locked while merges finish, so no write opens a second writer meanwhile.
+        if let WriterSlot::Open(w) = std::mem::replace(&mut *guard, WriterSlot::Released) {
+            w.wait_merging_threads().ctx("finishing merges")?;
+        }
+        Ok(true)
     }
 
     /// Stops writing: discards uncommitted additions (they are re-indexed from the store on
     /// the next start), waits for background merges, and releases the directory lock.
     pub fn close(&self) -> Result<(), IndexError> {
-        let writer = lock(&self.writer).take();
-        if let Some(w) = writer {
+        let mut guard = lock(&self.writer);
+        if let WriterSlot::Open(w) = std::mem::replace(&mut *guard, WriterSlot::Closed) {
             w.wait_merging_threads().ctx("finishing merges")?;
         }
         Ok(())
+    }
+
+    /// The writer, opened if it was released.
+    fn open_writer<'a>(&self, slot: &'a mut WriterSlot) -> Result<&'a mut IndexWriter, IndexError> {
+        if matches!(slot, WriterSlot::Released) {
+            let writer = self.index.writer(WRITER_MEMORY).ctx("opening the writer")?;
+            *slot = WriterSlot::Open(Box::new(writer));
+        }
+        match slot {
+            WriterSlot::Open(writer) => Ok(writer),
+            WriterSlot::Released | WriterSlot::Closed => Err(closed()),
+        }
     }
 
     /// The number of committed documents of every tenant (for status).
@@ -713,10 +758,6 @@ fn closed() -> IndexError {
     }
 }
 
-fn open_writer(guard: &Option<IndexWriter>) -> Result<&IndexWriter, IndexError> {
-    guard.as_ref().ok_or_else(closed)
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -762,6 +803,93 @@ pub fn plain_fragment(text: &str) -> Highlighted {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn runbook(id: &str, title: &str) -> Runbook {
+        Runbook {
+            id: id.to_owned(),
+            title: title.to_owned(),
+            content: "Restart the pod and check the node's disk.".to_owned(),
+            services: vec!["checkout".to_owned()],
+            tags: Vec::new(),
+            created_at: Timestamp(1_700_000_000_000),
+            updated_at: Timestamp(1_700_000_000_000),
+        }
+    }
+
+    fn found(index: &SearchIndex, text: &str) -> Vec<String> {
+        let mut ids: Vec<String> = index
+            .search("t1", text, &Filters::default(), 10, false)
+            .unwrap()
+            .into_iter()
+            .map(|(doc, _)| doc.id)
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Whether another writer could take the directory's lock now.
+    fn lock_is_free(dir: &Path) -> bool {
+        let other = Index::open_in_dir(dir).unwrap();
+        other.writer::<TantivyDocument>(15_000_000).is_ok()
+    }
+
+    #[test]
+    fn the_writer_is_released_when_idle_and_opened_again_by_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let (index, opened) = SearchIndex::open(dir.path(), "store-1").unwrap();
+        assert_eq!(opened, Opened::Created);
+        assert!(!lock_is_free(dir.path()), "open() holds the writer");
+        index
+            .put_runbook("t1", &runbook("rb-1", "Disk pressure"))
+            .unwrap();
+        index
+            .commit(BTreeMap::from([("t1".to_owned(), 1)]))
+            .unwrap();
+
+        assert!(
+            index.release_writer().unwrap(),
+            "an open writer is released"
+        );
+        assert!(
+            !index.release_writer().unwrap(),
+            "a second release has nothing to do"
+        );
+        assert!(
+            lock_is_free(dir.path()),
+            "releasing frees the directory lock"
+        );
+        // A released writer holds nothing uncommitted: rolling back is a no-op, not an error.
+        index.rollback().unwrap();
+        assert_eq!(found(&index, "disk"), ["rb-1"], "searches need no writer");
+
+        // The next write opens it again; what was committed before is kept.
+        index
+            .put_runbook("t1", &runbook("rb-2", "Disk full"))
+            .unwrap();
+        assert!(!lock_is_free(dir.path()));
+        index
+            .commit(BTreeMap::from([("t1".to_owned(), 2)]))
+            .unwrap();
+        assert_eq!(found(&index, "disk"), ["rb-1", "rb-2"]);
+        assert_eq!(index.watermark("t1"), 2);
+
+        // Uncommitted additions are discarded by a release, as by a restart.
+        index
+            .put_runbook("t1", &runbook("rb-3", "Disk slow"))
+            .unwrap();
+        assert!(index.release_writer().unwrap());
+        index
+            .commit(BTreeMap::from([("t1".to_owned(), 3)]))
+            .unwrap();
+        assert_eq!(found(&index, "disk"), ["rb-1", "rb-2"]);
+
+        // Closed is final: writes fail, and nothing reopens the writer.
+        index.close().unwrap();
+        assert!(index.put_runbook("t1", &runbook("rb-4", "Disk")).is_err());
+        assert!(index.rollback().is_err());
+        assert!(!index.release_writer().unwrap());
+        assert!(lock_is_free(dir.path()));
+    }
 
     #[test]
     fn plain_fragments_cut_at_character_boundaries() {

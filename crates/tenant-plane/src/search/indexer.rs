@@ -11,6 +11,9 @@
 //! Searchable within: about `MIN_COMMIT_GAP` plus the commit on the replica that took the
 //! write; `TP_INDEX_REFRESH` plus that on the others.
 //!
+//! While a cycle finds nothing new the index's writer is released (its memory and threads
+//! freed); the next write opens it again.
+//!
 //! Log lines are append-only and added once; the watermark only moves at batch boundaries, so
 //! a restart never indexes a line twice. Incidents and runbooks are replaced by id.
 
@@ -46,6 +49,16 @@ pub async fn run(data: Arc<Data>, state: Arc<AppState>) {
                 failures = 0;
                 if committed {
                     last_commit = Instant::now();
+                } else {
+                    // Nothing new: free the writer until there is (see `release_writer`).
+                    let index = data.index.clone();
+                    match blocking(move || index.release_writer()).await {
+                        Ok(true) => tracing::debug!("search index idle: writer released"),
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "search index: releasing the writer failed")
+                        }
+                    }
                 }
             }
             Err(e) => {
