@@ -94,6 +94,14 @@ pub enum IndexError {
         #[source]
         source: std::io::Error,
     },
+    /// Another process has the index open.
+    #[error(
+        "the search index {path} is in use by another process: two tenant planes cannot share a TP_DATA_DIR (give each replica its own)"
+    )]
+    InUse {
+        /// The lock file.
+        path: PathBuf,
+    },
 }
 
 trait Ctx<T> {
@@ -224,6 +232,8 @@ pub struct SearchIndex {
     index: Index,
     reader: IndexReader,
     writer: Mutex<WriterSlot>,
+    /// One process per index, from open to close (see [`lock_dir`]).
+    dir_lock: Mutex<Option<std::fs::File>>,
     fields: Fields,
     parser: QueryParser,
     committed: Mutex<Payload>,
@@ -252,6 +262,8 @@ pub enum Opened {
 impl SearchIndex {
     /// Opens the index in `dir`, or creates it, discarding one that cannot be trusted.
     pub fn open(dir: &Path, store_id: &str) -> Result<(SearchIndex, Opened), IndexError> {
+        // Before anything else: a rebuild below deletes the directory.
+        let dir_lock = lock_dir(dir)?;
         let (schema, fields) = schema();
         let existing = dir.join("meta.json").exists();
         let (index, payload, opened) = if existing {
@@ -285,6 +297,7 @@ impl SearchIndex {
                 index,
                 reader,
                 writer: Mutex::new(WriterSlot::Open(Box::new(writer))),
+                dir_lock: Mutex::new(Some(dir_lock)),
                 fields,
                 parser,
                 committed: Mutex::new(payload),
@@ -504,6 +517,7 @@ impl SearchIndex {
         if let WriterSlot::Open(w) = std::mem::replace(&mut *guard, WriterSlot::Closed) {
             w.wait_merging_threads().ctx("finishing merges")?;
         }
+        lock(&self.dir_lock).take();
         Ok(())
     }
 
@@ -751,6 +765,32 @@ impl SearchIndex {
     }
 }
 
+/// Takes an exclusive lock on `<dir>.lock` (beside the directory, which a rebuild deletes),
+/// so that a second process opening the same index fails at once with a clear error instead
+/// of both writing to it. tantivy's own directory lock cannot serve: it goes with the writer,
+/// which is released while idle.
+fn lock_dir(dir: &Path) -> Result<std::fs::File, IndexError> {
+    let path = dir.with_extension("lock");
+    let io = |source| IndexError::Dir {
+        path: path.clone(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(IndexError::InUse { path }),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+    }
+}
+
 fn closed() -> IndexError {
     IndexError::Tantivy {
         action: "writing",
@@ -835,10 +875,11 @@ mod tests {
 
     #[test]
     fn the_writer_is_released_when_idle_and_opened_again_by_the_next_write() {
-        let dir = tempfile::tempdir().unwrap();
-        let (index, opened) = SearchIndex::open(dir.path(), "store-1").unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let dir = data.path().join("index");
+        let (index, opened) = SearchIndex::open(&dir, "store-1").unwrap();
         assert_eq!(opened, Opened::Created);
-        assert!(!lock_is_free(dir.path()), "open() holds the writer");
+        assert!(!lock_is_free(&dir), "open() holds the writer");
         index
             .put_runbook("t1", &runbook("rb-1", "Disk pressure"))
             .unwrap();
@@ -854,10 +895,7 @@ mod tests {
             !index.release_writer().unwrap(),
             "a second release has nothing to do"
         );
-        assert!(
-            lock_is_free(dir.path()),
-            "releasing frees the directory lock"
-        );
+        assert!(lock_is_free(&dir), "releasing frees the directory lock");
         // A released writer holds nothing uncommitted: rolling back is a no-op, not an error.
         index.rollback().unwrap();
         assert_eq!(found(&index, "disk"), ["rb-1"], "searches need no writer");
@@ -866,7 +904,7 @@ mod tests {
         index
             .put_runbook("t1", &runbook("rb-2", "Disk full"))
             .unwrap();
-        assert!(!lock_is_free(dir.path()));
+        assert!(!lock_is_free(&dir));
         index
             .commit(BTreeMap::from([("t1".to_owned(), 2)]))
             .unwrap();
@@ -888,7 +926,32 @@ mod tests {
         assert!(index.put_runbook("t1", &runbook("rb-4", "Disk")).is_err());
         assert!(index.rollback().is_err());
         assert!(!index.release_writer().unwrap());
-        assert!(lock_is_free(dir.path()));
+        assert!(lock_is_free(&dir));
+    }
+
+    #[test]
+    fn one_process_at_a_time_opens_an_index_even_while_its_writer_is_released() {
+        let data = tempfile::tempdir().unwrap();
+        let dir = data.path().join("index");
+        let (first, _) = SearchIndex::open(&dir, "store-1").unwrap();
+        assert!(first.release_writer().unwrap());
+        // A second opener (flock conflicts between two open files, in one process as in two).
+        let err = SearchIndex::open(&dir, "store-1").expect_err("the index is in use");
+        assert!(matches!(err, IndexError::InUse { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("index.lock") && text.contains("TP_DATA_DIR"),
+            "{text}"
+        );
+        // The first one's index is untouched, and closing it lets the next process in.
+        first.put_runbook("t1", &runbook("rb-1", "Disk")).unwrap();
+        first
+            .commit(BTreeMap::from([("t1".to_owned(), 1)]))
+            .unwrap();
+        first.close().unwrap();
+        let (second, opened) = SearchIndex::open(&dir, "store-1").unwrap();
+        assert_eq!(opened, Opened::Existing);
+        assert_eq!(found(&second, "disk"), ["rb-1"]);
     }
 
     #[test]
