@@ -496,8 +496,9 @@ impl SearchIndex {
 
     /// Releases the writer when there is nothing to index (the indexer calls this after a
     /// cycle that found nothing new): waits for its background merges, then frees its memory
-    /// and threads and the directory lock. The next write opens it again. Anything added and
-    /// not committed is discarded, as on a restart. Returns whether a writer was open.
+    /// and threads and tantivy's lock in the directory (the process keeps its own, see
+    /// [`lock_dir`]). The next write opens it again. Anything added and not committed is
+    /// discarded, as on a restart. Returns whether a writer was open.
     pub fn release_writer(&self) -> Result<bool, IndexError> {
         let mut guard = lock(&self.writer);
         if !matches!(*guard, WriterSlot::Open(_)) {
@@ -511,7 +512,8 @@ impl SearchIndex {
     }
 
     /// Stops writing: discards uncommitted additions (they are re-indexed from the store on
-    /// the next start), waits for background merges, and releases the directory lock.
+    /// the next start), waits for background merges, and releases the directory's locks (so
+    /// another process may open the index).
     pub fn close(&self) -> Result<(), IndexError> {
         let mut guard = lock(&self.writer);
         if let WriterSlot::Open(w) = std::mem::replace(&mut *guard, WriterSlot::Closed) {
