@@ -501,24 +501,18 @@ impl SearchIndex {
     /// discarded, as on a restart. Returns whether a writer was open.
     pub fn release_writer(&self) -> Result<bool, IndexError> {
         let mut guard = lock(&self.writer);
-        if !matches!(*guard, WriterSlot::Open(_)) {
+        if matches!(*guard, WriterSlot::Closed) {
             return Ok(false);
         }
         // Held locked while merges finish, so no write opens a second writer meanwhile.
-        if let WriterSlot::Open(w) = std::mem::replace(&mut *guard, WriterSlot::Released) {
-            w.wait_merging_threads().ctx("finishing merges")?;
-        }
-        Ok(true)
+        finish_writer(&mut guard, WriterSlot::Released)
     }
 
     /// Stops writing: discards uncommitted additions (they are re-indexed from the store on
     /// the next start), waits for background merges, and releases the directory's locks (so
     /// another process may open the index).
     pub fn close(&self) -> Result<(), IndexError> {
-        let mut guard = lock(&self.writer);
-        if let WriterSlot::Open(w) = std::mem::replace(&mut *guard, WriterSlot::Closed) {
-            w.wait_merging_threads().ctx("finishing merges")?;
-        }
+        finish_writer(&mut lock(&self.writer), WriterSlot::Closed)?;
         lock(&self.dir_lock).take();
         Ok(())
     }
@@ -790,6 +784,18 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File, IndexError> {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(IndexError::InUse { path }),
         Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+    }
+}
+
+/// Puts `next` in the slot; an open writer that was there finishes its merges and is dropped
+/// (releasing tantivy's lock). Returns whether one was open.
+fn finish_writer(slot: &mut WriterSlot, next: WriterSlot) -> Result<bool, IndexError> {
+    match std::mem::replace(slot, next) {
+        WriterSlot::Open(w) => {
+            w.wait_merging_threads().ctx("finishing merges")?;
+            Ok(true)
+        }
+        WriterSlot::Released | WriterSlot::Closed => Ok(false),
     }
 }
 
