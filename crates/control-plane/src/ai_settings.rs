@@ -243,6 +243,7 @@ pub fn check_options(state: &AppState) -> HttpOptions {
         } else {
             Egress::PublicOnly
         },
+        ..HttpOptions::default()
     }
 }
 

@@ -17,7 +17,9 @@ use crate::error::ProviderError;
 /// buffered. Real chat and embedding responses are far smaller.
 pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 /// The largest error body we read to find the provider's reason.
-const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+/// The `user-agent` of every provider request.
+pub(crate) const USER_AGENT: &str = concat!("atlasai-byoc/", env!("CARGO_PKG_VERSION"));
 
 /// Timeouts and retry policy for one provider client.
 #[derive(Debug, Clone)]
@@ -31,6 +33,10 @@ pub struct HttpOptions {
     pub retry: RetryPolicy,
     /// Which addresses the client may connect to.
     pub egress: crate::egress::Egress,
+    /// Whether plain-`http://` endpoints reached without a proxy use the direct client (see
+    /// `direct.rs`) instead of reqwest. On by default; off sends every request through
+    /// reqwest (the contract tests run the OpenAI dialect both ways).
+    pub direct_http: bool,
 }
 
 impl Default for HttpOptions {
@@ -40,6 +46,7 @@ impl Default for HttpOptions {
             connect_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             egress: crate::egress::Egress::Any,
+            direct_http: true,
         }
     }
 }
@@ -109,7 +116,7 @@ pub fn build_client(opts: &HttpOptions) -> Result<reqwest::Client, ProviderError
         .connect_timeout(opts.connect_timeout)
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
-        .user_agent(concat!("atlasai-byoc/", env!("CARGO_PKG_VERSION")));
+        .user_agent(USER_AGENT);
     if opts.egress == crate::egress::Egress::PublicOnly {
         builder = builder
             .dns_resolver(std::sync::Arc::new(crate::egress::PublicOnlyResolver))
@@ -136,27 +143,57 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<RequestBuilder, ProviderError>>,
 {
-    let mut attempt = 0u32;
+    with_retries(opts, || {
+        let request = build();
+        async move {
+            let request = request.await.map_err(Failed::Finally)?;
+            let request = if streaming {
+                request
+            } else {
+                request.timeout(opts.timeout)
+            };
+            match tokio::time::timeout(opts.timeout, request.send()).await {
+                Err(_) => Err(Failed::Attempt(timeout_error(opts.timeout))),
+                Ok(Err(e)) => Err(Failed::Attempt(transport_error(&e))),
+                Ok(Ok(resp)) if resp.status().is_success() => Ok(resp),
+                Ok(Ok(resp)) => Err(Failed::Attempt(read_error(resp, map_error).await)),
+            }
+        }
+    })
+    .await
+}
+
+/// Why an attempt produced no response.
+pub(crate) enum Failed {
+    /// The attempt failed; another may succeed if the error is retryable.
+    Attempt(ProviderError),
+    /// No attempt can succeed (the request could not even be built).
+    Finally(ProviderError),
+}
+
+/// Runs `attempt` until it answers, or fails for good, or the policy's retries are spent.
+pub(crate) async fn with_retries<F, Fut>(
+    opts: &HttpOptions,
+    mut attempt: F,
+) -> Result<Response, ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Response, Failed>>,
+{
+    let mut n = 0u32;
     loop {
-        let request = build().await?;
-        let request = if streaming {
-            request
-        } else {
-            request.timeout(opts.timeout)
+        let err = match attempt().await {
+            Ok(resp) => return Ok(resp),
+            Err(Failed::Finally(err)) => return Err(err),
+            Err(Failed::Attempt(err)) => err,
         };
-        let err = match tokio::time::timeout(opts.timeout, request.send()).await {
-            Err(_) => timeout_error(opts.timeout),
-            Ok(Err(e)) => transport_error(&e),
-            Ok(Ok(resp)) if resp.status().is_success() => return Ok(resp),
-            Ok(Ok(resp)) => read_error(resp, map_error).await,
-        };
-        let wait = match retry_wait(opts, attempt, &err) {
+        let wait = match retry_wait(opts, n, &err) {
             Some(wait) => wait,
             None => return Err(err),
         };
-        tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying provider request");
+        tracing::debug!(attempt = n, wait_ms = wait.as_millis() as u64, error = %err, "retrying provider request");
         tokio::time::sleep(wait).await;
-        attempt += 1;
+        n += 1;
     }
 }
 
@@ -178,10 +215,21 @@ async fn read_error(resp: Response, map_error: ErrorMapper) -> ProviderError {
     let body = read_limited(resp, MAX_ERROR_BODY_BYTES)
         .await
         .unwrap_or_default();
-    let mut err = map_error(status, &headers, &body);
+    error_from(status, &headers, &body, map_error)
+}
+
+/// The dialect's error for a non-success answer, with the status and the provider's advice on
+/// retrying (`retry-after`, `x-should-retry`) applied.
+pub(crate) fn error_from(
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    map_error: ErrorMapper,
+) -> ProviderError {
+    let mut err = map_error(status, headers, body);
     err.status = Some(status);
     if err.retry_after.is_none() {
-        err.retry_after = retry_after(&headers);
+        err.retry_after = retry_after(headers);
     }
     // OpenAI's `x-should-retry` overrides the status-based decision in both directions.
     match headers.get("x-should-retry").and_then(|v| v.to_str().ok()) {
@@ -231,14 +279,14 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
         .map_err(|e| ProviderError::invalid_response(format!("could not parse {what}: {e}")))
 }
 
-fn too_large(limit: usize) -> ProviderError {
+pub(crate) fn too_large(limit: usize) -> ProviderError {
     ProviderError::invalid_response(format!(
         "response body exceeds the {} MiB limit",
         limit / (1024 * 1024)
     ))
 }
 
-fn timeout_error(timeout: Duration) -> ProviderError {
+pub(crate) fn timeout_error(timeout: Duration) -> ProviderError {
     ProviderError::unavailable(format!(
         "no response within {:.1}s (request timeout)",
         timeout.as_secs_f64()

@@ -9,6 +9,7 @@ pub mod anthropic;
 pub mod bedrock;
 pub mod breaker;
 pub mod check;
+mod direct;
 pub mod egress;
 pub mod error;
 #[cfg(feature = "fuzzing")]

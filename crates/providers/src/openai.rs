@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use url::Url;
 
+use crate::direct::{Direct, Endpoint, secret_header};
 use crate::error::{ProviderError, kind_for_status, refine_bad_request};
-use crate::http::{HttpOptions, build_client, read_json, send_with_retry};
+use crate::http::{Failed, HttpOptions, build_client, read_json, send_with_retry, with_retries};
 use crate::sse::{FrameParser, events, parse_frames};
 use crate::{ChatStream, Provider, ProviderInfo};
 
@@ -42,7 +43,7 @@ enum Auth {
 /// A client for the OpenAI dialect.
 #[derive(Debug)]
 pub struct OpenAiClient {
-    http: reqwest::Client,
+    transport: Transport,
     opts: HttpOptions,
     info: ProviderInfo,
     auth: Auth,
@@ -51,10 +52,41 @@ pub struct OpenAiClient {
     use_max_completion_tokens: bool,
     /// Ollama's OpenAI-compatible streaming drops tool calls, so tool requests go unstreamed.
     stream_tools: bool,
-    /// The operation URLs, built once: parsing a URL per request is measurable overhead.
-    chat_url: Url,
-    embeddings_url: Url,
-    models_url: Url,
+}
+
+/// How requests travel. Plain-HTTP endpoints reached without a proxy skip reqwest (see
+/// [`crate::direct`]); a client then never builds reqwest's (TLS setup included).
+#[derive(Debug)]
+enum Transport {
+    Direct(Box<DirectRoute>),
+    Reqwest(Box<ReqwestRoute>),
+}
+
+/// reqwest's client and the operation URLs, built once: parsing a URL per request is
+/// measurable overhead.
+#[derive(Debug)]
+struct ReqwestRoute {
+    client: reqwest::Client,
+    chat: Url,
+    embeddings: Url,
+    models: Url,
+}
+
+/// The direct client and the operation URIs it requests.
+#[derive(Debug)]
+struct DirectRoute {
+    client: Direct,
+    chat: Endpoint,
+    embeddings: Endpoint,
+    models: Endpoint,
+}
+
+/// The operation a request is for.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Chat,
+    Embeddings,
+    Models,
 }
 
 impl OpenAiClient {
@@ -95,11 +127,23 @@ impl OpenAiClient {
         let url = |op: &str| make_url(&base, &style, &settings.model, op);
         let (chat_url, embeddings_url, models_url) =
             (url("chat/completions")?, url("embeddings")?, url("models")?);
+        let organization = settings.organization.clone().filter(|o| !o.is_empty());
+        let transport = match direct_route(
+            opts,
+            &auth,
+            organization.as_deref(),
+            [&chat_url, &embeddings_url, &models_url],
+        ) {
+            Some(direct) => Transport::Direct(Box::new(direct)),
+            None => Transport::Reqwest(Box::new(ReqwestRoute {
+                client: build_client(opts)?,
+                chat: chat_url,
+                embeddings: embeddings_url,
+                models: models_url,
+            })),
+        };
         Ok(OpenAiClient {
-            http: build_client(opts)?,
-            chat_url,
-            embeddings_url,
-            models_url,
+            transport,
             opts: opts.clone(),
             info: ProviderInfo {
                 kind,
@@ -107,7 +151,7 @@ impl OpenAiClient {
                 endpoint: base,
             },
             auth,
-            organization: settings.organization.clone().filter(|o| !o.is_empty()),
+            organization,
             use_max_completion_tokens: official,
             stream_tools: !ollama,
         })
@@ -158,24 +202,105 @@ impl OpenAiClient {
         to_body(&body)
     }
 
+    /// The URL an operation requests.
+    #[cfg(test)]
+    fn url(&self, op: Op) -> &Url {
+        match (&self.transport, op) {
+            (Transport::Reqwest(r), Op::Chat) => &r.chat,
+            (Transport::Reqwest(r), Op::Embeddings) => &r.embeddings,
+            (Transport::Reqwest(r), Op::Models) => &r.models,
+            (Transport::Direct(d), Op::Chat) => d.chat.url(),
+            (Transport::Direct(d), Op::Embeddings) => d.embeddings.url(),
+            (Transport::Direct(d), Op::Models) => d.models.url(),
+        }
+    }
+
     async fn post(
         &self,
-        url: &Url,
-        body: Bytes,
+        op: Op,
+        body: Option<Bytes>,
         streaming: bool,
     ) -> Result<reqwest::Response, ProviderError> {
+        let (client, url) = match &self.transport {
+            Transport::Reqwest(r) => match op {
+                Op::Chat => (&r.client, &r.chat),
+                Op::Embeddings => (&r.client, &r.embeddings),
+                Op::Models => (&r.client, &r.models),
+            },
+            Transport::Direct(direct) => {
+                let (method, endpoint) = match op {
+                    Op::Chat => (http::Method::POST, &direct.chat),
+                    Op::Embeddings => (http::Method::POST, &direct.embeddings),
+                    Op::Models => (http::Method::GET, &direct.models),
+                };
+                return with_retries(&self.opts, || {
+                    // `Bytes` clones share the buffer: a retry re-sends without re-serialising.
+                    let sent = direct.client.send(
+                        &self.opts,
+                        streaming,
+                        map_error,
+                        method.clone(),
+                        endpoint,
+                        body.clone(),
+                    );
+                    async move { sent.await.map_err(Failed::Attempt) }
+                })
+                .await;
+            }
+        };
         send_with_retry(&self.opts, streaming, map_error, || {
-            // `Bytes` clones share the buffer: a retry re-sends without re-serialising.
-            let req = self.authorize(
-                self.http
+            let req = match &body {
+                Some(body) => client
                     .post(url.clone())
                     .header(http::header::CONTENT_TYPE, "application/json")
                     .body(body.clone()),
-            );
+                None => client.get(url.clone()),
+            };
+            let req = self.authorize(req);
             async move { Ok(req) }
         })
         .await
     }
+}
+
+/// The direct route for plain-HTTP endpoints reached without a proxy, with the credentials
+/// built into its headers once; `None` sends everything through reqwest.
+fn direct_route(
+    opts: &HttpOptions,
+    auth: &Auth,
+    organization: Option<&str>,
+    [chat, embeddings, models]: [&Url; 3],
+) -> Option<DirectRoute> {
+    if !Direct::applies_to(chat, opts) {
+        return None;
+    }
+    let mut headers = http::HeaderMap::new();
+    let credential = match auth {
+        Auth::None => None,
+        Auth::Bearer(k) => Some((
+            http::header::AUTHORIZATION,
+            format!("Bearer {}", k.expose_secret()),
+        )),
+        Auth::AzureApiKey(k) => Some((
+            http::HeaderName::from_static("api-key"),
+            k.expose_secret().to_owned(),
+        )),
+    };
+    // A value that cannot be a header goes to reqwest, which reports it.
+    if let Some((name, value)) = credential {
+        let (name, value) = secret_header(name, &value)?;
+        headers.insert(name, value);
+    }
+    if let Some(org) = organization {
+        let value = http::HeaderValue::from_str(org).ok()?;
+        headers.insert(http::HeaderName::from_static("openai-organization"), value);
+    }
+    Some(DirectRoute {
+        client: Direct::new(opts, headers),
+        chat: Endpoint::new(chat)?,
+        embeddings: Endpoint::new(embeddings)?,
+        models: Endpoint::new(models)?,
+    })
 }
 
 fn to_body<T: Serialize>(value: &T) -> Result<Bytes, ProviderError> {
@@ -453,7 +578,7 @@ impl Provider for OpenAiClient {
 
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         let body = self.body(request, false)?;
-        let resp = self.post(&self.chat_url, body, false).await?;
+        let resp = self.post(Op::Chat, Some(body), false).await?;
         let wire: WireResponse = read_json(resp, "chat completion").await?;
         wire.into_neutral(&self.info.model)
     }
@@ -467,7 +592,7 @@ impl Provider for OpenAiClient {
             )));
         }
         let body = self.body(request, true)?;
-        let resp = self.post(&self.chat_url, body, true).await?;
+        let resp = self.post(Op::Chat, Some(body), true).await?;
         Ok(parse_frames(
             events(resp, self.opts.timeout),
             StreamParser::default(),
@@ -481,17 +606,13 @@ impl Provider for OpenAiClient {
             encoding_format: "float",
             dimensions: request.dimensions,
         })?;
-        let resp = self.post(&self.embeddings_url, body, false).await?;
+        let resp = self.post(Op::Embeddings, Some(body), false).await?;
         let wire: WireEmbeddings = read_json(resp, "embeddings response").await?;
         wire.into_neutral(&self.info.model, request.inputs.len())
     }
 
     async fn list_models(&self) -> Result<Vec<ModelInfo>, ProviderError> {
-        let resp = send_with_retry(&self.opts, false, map_error, || {
-            let req = self.authorize(self.http.get(self.models_url.clone()));
-            async move { Ok(req) }
-        })
-        .await?;
+        let resp = self.post(Op::Models, None, false).await?;
         let wire: WireModels = read_json(resp, "model list").await?;
         Ok(wire
             .data
@@ -971,17 +1092,17 @@ mod tests {
         s.api_key = Some(SecretString::from("k"));
         let c = OpenAiClient::new(&s, &HttpOptions::default()).unwrap();
         assert_eq!(
-            c.chat_url.as_str(),
+            c.url(Op::Chat).as_str(),
             "https://res.openai.azure.com/openai/deployments/gpt%204o/chat/completions?api-version=2024-10-21"
         );
         assert_eq!(
-            c.models_url.as_str(),
+            c.url(Op::Models).as_str(),
             "https://res.openai.azure.com/openai/models?api-version=2024-10-21"
         );
         s.endpoint = Some(Url::parse("https://res.openai.azure.com/openai/v1/").unwrap());
         let c = OpenAiClient::new(&s, &HttpOptions::default()).unwrap();
         assert_eq!(
-            c.chat_url.as_str(),
+            c.url(Op::Chat).as_str(),
             "https://res.openai.azure.com/openai/v1/chat/completions"
         );
     }

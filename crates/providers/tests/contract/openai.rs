@@ -247,6 +247,160 @@ impl Harness for Compatible {
     openai_inspectors!();
 }
 
+/// Another harness with every request sent through reqwest: the fakes serve plain HTTP, which
+/// the OpenAI dialect otherwise sends through its direct client (`direct.rs`). TLS endpoints,
+/// proxies and the control plane's public-only egress take the reqwest path in production.
+pub struct ViaReqwest<H>(H);
+
+impl<H: Harness> Harness for ViaReqwest<H> {
+    const SUPPORTS_EMBEDDINGS: bool = H::SUPPORTS_EMBEDDINGS;
+    const SUPPORTS_LIST_MODELS: bool = H::SUPPORTS_LIST_MODELS;
+    async fn start() -> Self {
+        ViaReqwest(H::start().await)
+    }
+    fn fake(&self) -> &Fake {
+        self.0.fake()
+    }
+    async fn client(&self, opts: HttpOptions) -> Arc<dyn Provider> {
+        self.0.client(reqwest_only(opts)).await
+    }
+    async fn client_at(&self, base: &str, opts: HttpOptions) -> Arc<dyn Provider> {
+        self.0.client_at(base, reqwest_only(opts)).await
+    }
+    async fn client_with_bad_credentials(&self, opts: HttpOptions) -> Arc<dyn Provider> {
+        self.0.client_with_bad_credentials(reqwest_only(opts)).await
+    }
+    fn is_model_call(req: &Recorded) -> bool {
+        H::is_model_call(req)
+    }
+    fn system_texts(req: &Recorded) -> Vec<String> {
+        H::system_texts(req)
+    }
+    fn turns(req: &Recorded) -> Vec<(String, String)> {
+        H::turns(req)
+    }
+    fn tools_declared(req: &Recorded) -> Vec<String> {
+        H::tools_declared(req)
+    }
+    fn tool_results(req: &Recorded) -> Vec<(String, String)> {
+        H::tool_results(req)
+    }
+    fn json_schema_sent(req: &Recorded) -> Option<Value> {
+        H::json_schema_sent(req)
+    }
+    fn was_streaming(req: &Recorded) -> bool {
+        H::was_streaming(req)
+    }
+}
+
+fn reqwest_only(opts: HttpOptions) -> HttpOptions {
+    HttpOptions {
+        direct_http: false,
+        ..opts
+    }
+}
+
 contract_suite!(openai_suite, crate::openai::OpenAi);
 contract_suite!(azure_suite, crate::openai::Azure);
 contract_suite!(compatible_suite, crate::openai::Compatible);
+contract_suite!(
+    openai_via_reqwest_suite,
+    crate::openai::ViaReqwest<crate::openai::OpenAi>
+);
+contract_suite!(
+    azure_via_reqwest_suite,
+    crate::openai::ViaReqwest<crate::openai::Azure>
+);
+
+/// Serves one redirect per connection to `location`, answering whatever request comes first.
+async fn redirect_server(location: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let location = location.clone();
+            tokio::spawn(async move {
+                // The request is small; its first read holds the whole head.
+                let mut buf = vec![0u8; 64 * 1024];
+                let _ = conn.read(&mut buf).await;
+                let answer = format!(
+                    "HTTP/1.1 308 Permanent Redirect\r\nlocation: {location}?token=secret\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                let _ = conn.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    base
+}
+
+/// The direct client reports a redirect (its target without the query) instead of following
+/// it. reqwest follows a 308 with the body but, the target being another origin, without the
+/// key, so the call fails there with the provider's 401 instead.
+#[tokio::test]
+async fn plain_http_redirects_are_reported_by_the_direct_client_and_followed_by_reqwest() {
+    use atlasai_core::{ChatRequest, ProviderErrorKind};
+
+    let h = OpenAi::start().await;
+    let target = format!("{}/v1/chat/completions", h.0.base_url);
+    let redirecting = redirect_server(target.clone()).await;
+
+    let direct = h.client_at(&redirecting, crate::harness::fast_opts()).await;
+    let err = direct.chat(&ChatRequest::user("hi")).await.unwrap_err();
+    assert_eq!(err.kind, ProviderErrorKind::BadRequest, "{err}");
+    assert_eq!(err.code.as_deref(), Some("redirect"), "{err}");
+    assert_eq!(err.status, Some(308), "{err}");
+    let message = err.to_string();
+    assert!(message.contains(&target), "{message}");
+    assert!(!message.contains("secret"), "{message}");
+    assert!(h.0.requests().is_empty(), "the direct client followed it");
+
+    let via_reqwest = h
+        .client_at(&redirecting, reqwest_only(crate::harness::fast_opts()))
+        .await;
+    let err = via_reqwest
+        .chat(&ChatRequest::user("hi"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ProviderErrorKind::Authentication, "{err}");
+    let followed = h.0.requests();
+    assert_eq!(followed.len(), 1, "reqwest followed the redirect once");
+    assert_eq!(followed[0].header("authorization"), None);
+    assert_eq!(followed[0].json()["messages"][0]["content"], "hi");
+}
+
+/// Both transports identify themselves alike and carry the key and organisation.
+#[tokio::test]
+async fn both_transports_send_the_same_identifying_headers() {
+    use atlasai_core::ChatRequest;
+
+    let h = OpenAi::start().await;
+    for opts in [
+        crate::harness::fast_opts(),
+        reqwest_only(crate::harness::fast_opts()),
+    ] {
+        h.0.clear_requests();
+        let mut s = settings(
+            ProviderKind::OpenAi,
+            &format!("{}/v1", h.0.base_url),
+            "gpt-4o-mini",
+            Some(KEY),
+        );
+        s.organization = Some("org-contract".to_owned());
+        let client = build(s, opts.clone()).await;
+        client.chat(&ChatRequest::user("hi")).await.unwrap();
+        let sent = h.0.last_request().unwrap();
+        let ua = sent.header("user-agent").unwrap_or_default();
+        assert!(
+            ua.starts_with("atlasai-byoc/"),
+            "{ua} (direct_http {})",
+            opts.direct_http
+        );
+        assert_eq!(
+            sent.header("authorization"),
+            Some(format!("Bearer {KEY}").as_str())
+        );
+        assert_eq!(sent.header("openai-organization"), Some("org-contract"));
+        assert_eq!(sent.header("content-type"), Some("application/json"));
+    }
+}
