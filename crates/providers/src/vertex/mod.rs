@@ -415,7 +415,8 @@ fn retry_delay(error: &Value) -> Option<Duration> {
                 .ok()
         })
         .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+        // A wait beyond `Duration`'s range is simply longer than we ever wait.
+        .map(|s| Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX))
 }
 
 /// A message for a body that is not a Google error, such as a proxy's HTML error page.
@@ -550,6 +551,13 @@ mod tests {
         assert_eq!(e.kind, ProviderErrorKind::RateLimited);
         assert_eq!(e.code.as_deref(), Some("RESOURCE_EXHAUSTED"));
         assert_eq!(e.retry_after, Some(Duration::from_millis(1500)));
+        // A wait beyond `Duration`'s range is "too long to wait", not a crash.
+        let e = map_error(
+            429,
+            &h,
+            br#"{"error":{"code":429,"message":"Resource exhausted.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"1e300s"}]}}"#,
+        );
+        assert_eq!(e.retry_after, Some(Duration::MAX));
         let e = map_error(
             400,
             &h,

@@ -276,7 +276,8 @@ pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
         "h" => n * 3600.0,
         _ => return None,
     };
-    Some(Duration::from_secs_f64(secs))
+    // Beyond `Duration`'s range (about 585 billion years) is no duration either.
+    Duration::try_from_secs_f64(secs).ok()
 }
 
 fn duration(
@@ -1257,6 +1258,12 @@ mod tests {
         assert_eq!(parse_duration("1500ms"), Some(Duration::from_millis(1500)));
         assert_eq!(parse_duration("five"), None);
         assert_eq!(parse_duration("5 days"), None);
+        // Too large for a Duration (the fuzzer found this one panicking).
+        assert_eq!(
+            parse_duration("533333333333333333333333333333333333m"),
+            None
+        );
+        assert_eq!(parse_duration("1e300s"), None);
     }
 
     #[test]
