@@ -38,7 +38,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Builds the application.
 pub fn app(state: Arc<AppState>) -> Router {
     // Log batches are far larger than any other request; only their route gets the larger
-    // limit (the innermost DefaultBodyLimit wins). The /v1 routes have theirs (16 MiB).
+    // limit (the innermost DefaultBodyLimit wins). The /v1 handlers read bodies of up to
+    // 16 MiB themselves.
     let ingest_limit = state.current().config.data.ingest_max_body;
     Router::new()
         .route("/healthz", get(health::healthz))
@@ -82,8 +83,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/search", get(search::search))
         .route("/api/search/status", get(search::status))
         .route("/metrics", get(metrics::metrics))
-        // Only the routes above: the /v1 routes set their own limit, and every layer a route
-        // passes through costs each of its requests (axum wraps the route once per layer).
+        // Only the routes above: the /v1 handlers limit their bodies themselves, and every
+        // layer a route passes through costs each of its requests (axum wraps the route once
+        // per layer).
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(openai::routes())
         .fallback(not_found)

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use atlasai_core::TenantId;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -32,7 +31,8 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         // Model ids may hold slashes (`meta-llama/Llama-3.1-8B-Instruct`).
         .route("/v1/models/{*model}", get(get_model))
         .route("/v1/{*rest}", any(unknown_endpoint))
-        .layer(DefaultBodyLimit::max(MAX_GATEWAY_BODY_BYTES))
+    // No `DefaultBodyLimit` layer: the handlers read their bodies with this limit themselves
+    // ([`read_body`]). A layer would wrap every route once more, at a cost on each request.
 }
 
 /// The tenant a valid API key acts for.
@@ -142,14 +142,19 @@ impl IntoResponse for GatewayError {
     }
 }
 
-fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, GatewayError> {
-    body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            GatewayError::TooLarge(MAX_GATEWAY_BODY_BYTES)
-        } else {
-            GatewayError::Body(e.body_text())
-        }
-    })
+/// Reads a request body of at most [`MAX_GATEWAY_BODY_BYTES`].
+async fn read_body(body: Body) -> Result<Bytes, GatewayError> {
+    axum::body::to_bytes(body, MAX_GATEWAY_BODY_BYTES)
+        .await
+        .map_err(|e| {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                GatewayError::TooLarge(MAX_GATEWAY_BODY_BYTES)
+            } else {
+                GatewayError::Body(format!("Failed to buffer the request body: {e}"))
+            }
+        })
 }
 
 fn json(bytes: Bytes) -> Response {
@@ -190,9 +195,9 @@ fn event_stream(body: Box<SseBody>) -> Response {
 pub async fn chat_completions(
     ApiKeyTenant(tenant): ApiKeyTenant,
     State(state): State<Arc<AppState>>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, GatewayError> {
-    let body = read_body(body)?;
+    let body = read_body(body).await?;
     Ok(match gateway::chat(&state, &tenant, &body).await? {
         ChatReply::Json(bytes) => json(bytes),
         ChatReply::Stream(stream) => event_stream(stream),
@@ -215,9 +220,9 @@ pub async fn chat_completions(
 pub async fn embeddings(
     ApiKeyTenant(tenant): ApiKeyTenant,
     State(state): State<Arc<AppState>>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, GatewayError> {
-    let body = read_body(body)?;
+    let body = read_body(body).await?;
     Ok(json(gateway::embeddings(&state, &tenant, &body).await?))
 }
 
