@@ -7,10 +7,10 @@
 //! does the job. Everything else (TLS, proxies from `HTTP_PROXY`/`NO_PROXY`, the public-only
 //! egress policy of the control plane) stays on reqwest; see [`Direct::applies_to`].
 //!
-//! Differences a user can see, both documented in docs/gateway.md: a redirect is not followed
-//! but reported with its target (an API endpoint that redirects is misconfigured, and reqwest
-//! would have turned the POST into a GET on a 301 or 302), and transport errors name the
-//! endpoint as `host:port/path` without any user-info.
+//! Differences a user can see: a redirect is not followed but reported with its target (an
+//! API endpoint that redirects is misconfigured, and reqwest would have turned the POST into a
+//! GET on a 301 or 302; docs/configuration.md, Server), and transport errors name the endpoint
+//! as `host:port/path`, without user-info or query, where reqwest's show the whole URL.
 
 use std::time::Duration;
 

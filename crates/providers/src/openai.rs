@@ -215,7 +215,8 @@ impl OpenAiClient {
         }
     }
 
-    async fn post(
+    /// Sends one operation's request (a POST with `body`, or a GET without), with retries.
+    async fn request(
         &self,
         op: Op,
         body: Option<Bytes>,
@@ -578,7 +579,7 @@ impl Provider for OpenAiClient {
 
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         let body = self.body(request, false)?;
-        let resp = self.post(Op::Chat, Some(body), false).await?;
+        let resp = self.request(Op::Chat, Some(body), false).await?;
         let wire: WireResponse = read_json(resp, "chat completion").await?;
         wire.into_neutral(&self.info.model)
     }
@@ -592,7 +593,7 @@ impl Provider for OpenAiClient {
             )));
         }
         let body = self.body(request, true)?;
-        let resp = self.post(Op::Chat, Some(body), true).await?;
+        let resp = self.request(Op::Chat, Some(body), true).await?;
         Ok(parse_frames(
             events(resp, self.opts.timeout),
             StreamParser::default(),
@@ -606,13 +607,13 @@ impl Provider for OpenAiClient {
             encoding_format: "float",
             dimensions: request.dimensions,
         })?;
-        let resp = self.post(Op::Embeddings, Some(body), false).await?;
+        let resp = self.request(Op::Embeddings, Some(body), false).await?;
         let wire: WireEmbeddings = read_json(resp, "embeddings response").await?;
         wire.into_neutral(&self.info.model, request.inputs.len())
     }
 
     async fn list_models(&self) -> Result<Vec<ModelInfo>, ProviderError> {
-        let resp = self.post(Op::Models, None, false).await?;
+        let resp = self.request(Op::Models, None, false).await?;
         let wire: WireModels = read_json(resp, "model list").await?;
         Ok(wire
             .data
