@@ -148,12 +148,16 @@ impl Resolve for PublicOnlyResolver {
     }
 }
 
-/// A redirect policy for guarded clients: at most 5 hops, never to a literal non-public
-/// address (names are vetted by the resolver when the redirect is followed).
+/// A redirect policy for guarded clients: at most 5 hops, never to another origin (see
+/// [`same_origin_redirects`]) nor to a literal non-public address (names are vetted by the
+/// resolver when the redirect is followed).
 pub fn redirect_policy() -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(|attempt| {
         if attempt.previous().len() >= 5 {
             return attempt.error("too many redirects");
+        }
+        if let Some(refused) = cross_origin(attempt.url(), attempt.previous()) {
+            return attempt.error(refused);
         }
         match check_url(attempt.url()) {
             Ok(()) => attempt.follow(),
@@ -162,9 +166,82 @@ pub fn redirect_policy() -> reqwest::redirect::Policy {
     })
 }
 
+/// The redirect policy of every other provider client: at most 10 hops, all within the
+/// endpoint's origin (scheme, host and port). A provider's credentials travel in headers that
+/// reqwest keeps on a redirect to another host unless they are `Authorization` (Anthropic's
+/// `x-api-key`, Azure's `api-key`), so a hop elsewhere is refused rather than followed.
+pub fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.previous().len() >= 10 {
+            return attempt.error("too many redirects");
+        }
+        match cross_origin(attempt.url(), attempt.previous()) {
+            Some(refused) => attempt.error(refused),
+            None => attempt.follow(),
+        }
+    })
+}
+
+/// Why a redirect from the last of `previous` to `next` is refused, if it leaves the origin.
+fn cross_origin(next: &Url, previous: &[Url]) -> Option<CrossOrigin> {
+    let from = previous.last()?;
+    let same = next.scheme() == from.scheme()
+        && next.host_str() == from.host_str()
+        && next.port_or_known_default() == from.port_or_known_default();
+    (!same).then(|| CrossOrigin {
+        target: format!(
+            "{}://{}{}",
+            next.scheme(),
+            next.host_str().unwrap_or_default(),
+            next.port().map(|p| format!(":{p}")).unwrap_or_default()
+        ),
+    })
+}
+
+/// A redirect to another origin, refused.
+#[derive(Debug)]
+pub struct CrossOrigin {
+    target: String,
+}
+
+impl std::fmt::Display for CrossOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the endpoint redirects to another origin ({}); redirects that would take the credentials elsewhere are not followed: set the endpoint URL to the address the API is served at",
+            self.target
+        )
+    }
+}
+
+impl std::error::Error for CrossOrigin {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirects_stay_within_the_origin() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        let from = [u("https://api.example.com/v1/chat/completions")];
+        assert!(cross_origin(&u("https://api.example.com/v2/chat?x=1"), &from).is_none());
+        assert!(cross_origin(&u("https://api.example.com:443/v1"), &from).is_none());
+        for elsewhere in [
+            "https://evil.example.net/v1",
+            "https://api.example.com:8443/v1",
+            "http://api.example.com/v1",
+        ] {
+            let refused = cross_origin(&u(elsewhere), &from)
+                .expect(elsewhere)
+                .to_string();
+            assert!(refused.contains("another origin"), "{refused}");
+            assert!(
+                !refused.contains("/v1"),
+                "only the origin is named: {refused}"
+            );
+        }
+        assert!(cross_origin(&u("https://x.example/"), &[]).is_none());
+    }
 
     #[test]
     fn classifies_addresses() {

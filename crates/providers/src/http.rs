@@ -122,6 +122,8 @@ pub fn build_client(opts: &HttpOptions) -> Result<reqwest::Client, ProviderError
             .dns_resolver(std::sync::Arc::new(crate::egress::PublicOnlyResolver))
             .redirect(crate::egress::redirect_policy())
             .no_proxy();
+    } else {
+        builder = builder.redirect(crate::egress::same_origin_redirects());
     }
     builder
         .build()
@@ -296,6 +298,16 @@ pub(crate) fn timeout_error(timeout: Duration) -> ProviderError {
 
 /// Maps a transport failure (connect, reset, timeout, body error) to `Unavailable`.
 pub(crate) fn transport_error(e: &reqwest::Error) -> ProviderError {
+    if e.is_redirect() {
+        // The redirect policy refused to follow: retrying would meet the same redirect.
+        let mut msg = String::from("redirect not followed");
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            msg.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        return ProviderError::new(ProviderErrorKind::BadRequest, msg).with_code("redirect");
+    }
     let what = if e.is_timeout() {
         "request timed out"
     } else if e.is_connect() {
