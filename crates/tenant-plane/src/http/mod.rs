@@ -106,25 +106,99 @@ async fn not_found() -> ApiError {
 /// method, route and status, timed to the response head (streams to their first chunk; the
 /// model-call metrics cover whole answers). One middleware for both: every layer wraps every
 /// route once more, at a cost on each request.
+///
+/// A streamed answer is recorded when its body ends rather than before its head goes out: the
+/// log line and the histogram updates would otherwise sit between the provider's first chunk
+/// and the client's.
 async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let route = req.extensions().get::<MatchedPath>().cloned();
     let started = Instant::now();
     let resp = next.run(req).await;
-    let elapsed = started.elapsed();
-    let status = resp.status().as_u16();
-    let route_name = route.as_ref().map(MatchedPath::as_str);
-    if let Some(metrics) = state.metrics.as_deref() {
-        metrics.http_request(&method, route_name, status, elapsed);
+    let seen = Observed {
+        state,
+        method,
+        route,
+        status: resp.status().as_u16(),
+        elapsed: started.elapsed(),
+    };
+    let streamed = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if !streamed {
+        seen.record();
+        return resp;
     }
-    let route = route_name.unwrap_or("(unmatched)");
-    let ms = elapsed.as_millis() as u64;
-    if route == "/healthz" || route == "/readyz" {
-        tracing::trace!(%method, route, status, ms, "request");
-    } else {
-        tracing::info!(%method, route, status, ms, "request");
+    let (parts, body) = resp.into_parts();
+    Response::from_parts(
+        parts,
+        axum::body::Body::new(RecordedAtEnd {
+            body,
+            seen: Some(seen),
+        }),
+    )
+}
+
+/// One request as [`observe`] saw it.
+struct Observed {
+    state: Arc<AppState>,
+    method: axum::http::Method,
+    route: Option<MatchedPath>,
+    status: u16,
+    elapsed: std::time::Duration,
+}
+
+impl Observed {
+    fn record(self) {
+        let route_name = self.route.as_ref().map(MatchedPath::as_str);
+        if let Some(metrics) = self.state.metrics.as_deref() {
+            metrics.http_request(&self.method, route_name, self.status, self.elapsed);
+        }
+        let (method, status) = (&self.method, self.status);
+        let route = route_name.unwrap_or("(unmatched)");
+        let ms = self.elapsed.as_millis() as u64;
+        if route == "/healthz" || route == "/readyz" {
+            tracing::trace!(%method, route, status, ms, "request");
+        } else {
+            tracing::info!(%method, route, status, ms, "request");
+        }
     }
-    resp
+}
+
+/// A response body that records its request when it is dropped: after its last frame, or
+/// when the client went away first.
+struct RecordedAtEnd {
+    body: axum::body::Body,
+    seen: Option<Observed>,
+}
+
+impl http_body::Body for RecordedAtEnd {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, axum::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for RecordedAtEnd {
+    fn drop(&mut self) {
+        if let Some(seen) = self.seen.take() {
+            seen.record();
+        }
+    }
 }
 
 /// A `text/event-stream` response of these events.

@@ -389,6 +389,10 @@ async fn streaming_passes_chunks_through_as_they_arrive() {
         0,
         "the provider is still streaming"
     );
+    // A stream's request is counted (and logged) when its body ends, so that the bookkeeping
+    // does not delay the first chunk.
+    let counted = "atlasai_http_requests_total{method=\"POST\",route=\"/v1/chat/completions\",status=\"200\"} 1";
+    assert!(!metrics(&tp).await.contains(counted));
     let mut text = String::from_utf8(first.to_vec()).unwrap();
     while let Some(chunk) = r.chunk().await.unwrap() {
         text.push_str(std::str::from_utf8(&chunk).unwrap());
@@ -434,6 +438,11 @@ async fn streaming_passes_chunks_through_as_they_arrive() {
         text.contains("model=\"gpt-4o-mini\",type=\"completion\"} 5"),
         "{text}"
     );
+    assert!(text.contains(counted), "{text}");
+    assert!(
+        text.contains("atlasai_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/chat/completions\"} 1"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -468,6 +477,18 @@ async fn a_client_that_disconnects_cancels_the_upstream_request() {
             .await
             .contains("\"outcome\":\"cancelled\"")
     );
+    // The request itself is still counted and logged once, with the status its head had.
+    eventually("the abandoned stream's request in the metrics", || async {
+        metrics(&tp).await.contains(
+            "atlasai_http_requests_total{method=\"POST\",route=\"/v1/chat/completions\",status=\"200\"} 1",
+        )
+    })
+    .await;
+    let route = "\"route\":\"/v1/chat/completions\"";
+    let logs = tp.logs_containing(route).await;
+    let lines: Vec<&str> = logs.lines().filter(|l| l.contains(route)).collect();
+    assert_eq!(lines.len(), 1, "{logs}");
+    assert!(lines[0].contains("\"status\":200"), "{}", lines[0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
