@@ -206,19 +206,17 @@ pub(crate) fn event_stream<S>(events: S) -> Response
 where
     S: futures_util::Stream<Item = Result<bytes::Bytes, std::convert::Infallible>> + Send + 'static,
 {
-    (
-        [
-            (axum::http::header::CONTENT_TYPE, "text/event-stream"),
-            (axum::http::header::CACHE_CONTROL, "no-cache"),
-            // Proxies (nginx) must pass events on as they come.
-            (
-                axum::http::HeaderName::from_static("x-accel-buffering"),
-                "no",
-            ),
-        ],
-        axum::body::Body::from_stream(events),
-    )
-        .into_response()
+    use axum::http::{HeaderValue, header};
+    let mut resp = Response::new(axum::body::Body::from_stream(events));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Reverse proxies (nginx ingress) would otherwise buffer the stream.
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
 }
 
 /// The error body of every endpoint except the connection test's documented shapes.

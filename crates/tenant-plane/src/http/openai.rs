@@ -15,7 +15,7 @@ use axum::routing::{any, get, post};
 use utoipa::Modify;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::gateway::{self, ChatReply, ErrorBody, ErrorObject, ErrorReply, GatewayError, SseBody};
+use crate::gateway::{self, ChatReply, ErrorBody, ErrorObject, ErrorReply, GatewayError};
 use crate::state::AppState;
 
 /// Request bodies under `/v1` may be this large: long conversations and inline images are far
@@ -161,19 +161,6 @@ fn json(bytes: Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
-fn event_stream(body: Box<SseBody>) -> Response {
-    let mut resp = Response::new(Body::from_stream(body));
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    // Reverse proxies (nginx ingress) would otherwise buffer the stream.
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    resp
-}
-
 /// Creates a chat completion with the tenant's configured provider. The request and response
 /// bodies are OpenAI's (`CreateChatCompletionRequest`, `CreateChatCompletionResponse`, and
 /// `chat.completion.chunk` server-sent events when `stream` is true); see docs/gateway.md for
@@ -200,7 +187,7 @@ pub async fn chat_completions(
     let body = read_body(body).await?;
     Ok(match gateway::chat(&state, &tenant, &body).await? {
         ChatReply::Json(bytes) => json(bytes),
-        ChatReply::Stream(stream) => event_stream(stream),
+        ChatReply::Stream(stream) => super::event_stream(*stream),
     })
 }
 
