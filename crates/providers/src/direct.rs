@@ -27,7 +27,7 @@ use url::Url;
 use crate::error::ProviderError;
 use crate::http::{
     ErrorMapper, HttpOptions, MAX_ERROR_BODY_BYTES, MAX_RESPONSE_BYTES, USER_AGENT, error_from,
-    timeout_error, too_large,
+    timeout_error, too_large, with_causes,
 };
 
 /// One operation's address, parsed both ways once: hyper sends to the `Uri`, and answers
@@ -222,23 +222,15 @@ fn shown(uri: &Uri) -> String {
 /// Maps a transport failure (connect, reset, timeout, malformed answer) to `Unavailable`,
 /// with the same wording and codes as the reqwest path.
 fn transport_error(uri: &Uri, what: &str, e: &(dyn std::error::Error + 'static)) -> ProviderError {
-    let mut connect = false;
-    let mut timed_out = false;
-    let mut chain = String::new();
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = next {
-        if let Some(legacy) = err.downcast_ref::<hyper_util::client::legacy::Error>() {
-            connect |= legacy.is_connect();
-        }
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
-        }
-        if !chain.is_empty() {
-            chain.push_str(": ");
-        }
-        chain.push_str(&err.to_string());
-        next = err.source();
-    }
+    let chain = || std::iter::successors(Some(e), |err| err.source());
+    let connect = chain().any(|err| {
+        err.downcast_ref::<hyper_util::client::legacy::Error>()
+            .is_some_and(hyper_util::client::legacy::Error::is_connect)
+    });
+    let timed_out = chain().any(|err| {
+        err.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+    });
     let what = if timed_out {
         "request timed out"
     } else if connect {
@@ -247,7 +239,8 @@ fn transport_error(uri: &Uri, what: &str, e: &(dyn std::error::Error + 'static))
         what
     };
     let code = if timed_out { "timeout" } else { "connection" };
-    ProviderError::unavailable(format!("{what} ({}): {chain}", shown(uri))).with_code(code)
+    let msg = with_causes(format!("{what} ({}): {e}", shown(uri)), e.source());
+    ProviderError::unavailable(msg).with_code(code)
 }
 
 /// A redirect is reported, not followed: the endpoint URL should name the API itself.

@@ -300,12 +300,10 @@ pub(crate) fn timeout_error(timeout: Duration) -> ProviderError {
 pub(crate) fn transport_error(e: &reqwest::Error) -> ProviderError {
     if e.is_redirect() {
         // The redirect policy refused to follow: retrying would meet the same redirect.
-        let mut msg = String::from("redirect not followed");
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            msg.push_str(&format!(": {s}"));
-            source = s.source();
-        }
+        let msg = with_causes(
+            "redirect not followed".to_owned(),
+            std::error::Error::source(e),
+        );
         return ProviderError::new(ProviderErrorKind::BadRequest, msg).with_code("redirect");
     }
     let what = if e.is_timeout() {
@@ -319,18 +317,26 @@ pub(crate) fn transport_error(e: &reqwest::Error) -> ProviderError {
     };
     // reqwest's Display includes the URL, which never carries secrets in our dialects
     // (keys travel in headers), and the underlying cause, which is what operators need.
-    let mut msg = format!("{what}: {e}");
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg.push_str(&format!(": {s}"));
-        source = s.source();
-    }
+    let msg = with_causes(format!("{what}: {e}"), std::error::Error::source(e));
     let code = if e.is_timeout() {
         "timeout"
     } else {
         "connection"
     };
     ProviderError::unavailable(msg).with_code(code)
+}
+
+/// `head`, then `first` and every error it was caused by, each after ": " (the underlying
+/// cause is what operators need).
+pub(crate) fn with_causes(
+    mut head: String,
+    first: Option<&(dyn std::error::Error + 'static)>,
+) -> String {
+    for cause in std::iter::successors(first, |e| e.source()) {
+        head.push_str(": ");
+        head.push_str(&cause.to_string());
+    }
+    head
 }
 
 /// Reads `retry-after-ms`, then `retry-after` as seconds or as an HTTP date.
