@@ -101,6 +101,10 @@ pub struct StreamLevel {
     pub ttfb_p99_ms: f64,
     /// Time to the end of the stream.
     pub total_p50_ms: f64,
+    /// The upstream's own time to first byte, p50, measured in rounds alternating with this
+    /// target's (absent for the upstream itself, and in runs from before 2026-12-03).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_ttfb_p50_ms: Option<f64>,
 }
 
 /// Latency a gateway adds over the upstream at one concurrency.
@@ -131,7 +135,8 @@ pub struct TargetResult {
     pub peak_rss_mib: f64,
     /// Latency added over the upstream (absent for the upstream itself).
     pub added: Vec<Added>,
-    /// Time to first byte added over the upstream's, ms.
+    /// Time to first byte added over the upstream's, ms: over the upstream's rounds that
+    /// alternated with this target's when there were such, else over the upstream's own row.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub added_ttfb_p50_ms: Option<f64>,
     /// The machine's 1-minute load average before and after this target (other work on the
@@ -611,10 +616,48 @@ fn machine() -> Machine {
     }
 }
 
+/// Rounds of the stream measurement; see [`stream_rounds`].
+const STREAM_ROUNDS: u32 = 5;
+
+/// Streams at c=1 through `target` and, when given, at the upstream directly, in alternating
+/// rounds that split the window. A stream's first byte differs by a tenth of a millisecond,
+/// while this machine's own speed drifts by more than that over the minutes between the
+/// upstream's row and a gateway's: rounds side by side compare like with like.
+async fn stream_rounds(
+    target: &Target,
+    upstream: Option<&Target>,
+    o: &Options,
+) -> anyhow::Result<(Measured, Option<Measured>)> {
+    let Some(upstream) = upstream else {
+        return Ok((load::run(target, 1, o.warmup, o.window, None).await?, None));
+    };
+    let window = o.window / STREAM_ROUNDS;
+    let mut through: Option<Measured> = None;
+    let mut direct: Option<Measured> = None;
+    for round in 0..STREAM_ROUNDS {
+        // Each round opens new connections: warm them up again, briefly after the first.
+        let warmup = if round == 0 {
+            o.warmup
+        } else {
+            o.warmup.min(Duration::from_millis(250))
+        };
+        for (t, acc) in [(target, &mut through), (upstream, &mut direct)] {
+            let m = load::run(t, 1, warmup, window, None).await?;
+            match acc {
+                Some(a) => a.absorb(m)?,
+                None => *acc = Some(m),
+            }
+        }
+    }
+    let through = through.context("no stream round ran")?;
+    Ok((through, direct))
+}
+
 async fn measure(
     mut plan: Plan,
     o: &Options,
     upstream: Option<&TargetResult>,
+    upstream_stream: Option<&Target>,
     upstream_proc: &Proc,
 ) -> anyhow::Result<TargetResult> {
     say(&format!("== {}: {}", plan.name, plan.description));
@@ -641,7 +684,7 @@ async fn measure(
         ));
         levels.push(l);
     }
-    let s = load::run(&plan.target(STREAM_BODY), 1, o.warmup, o.window, None).await?;
+    let (s, direct) = stream_rounds(&plan.target(STREAM_BODY), upstream_stream, o).await?;
     let stream = StreamLevel {
         concurrency: 1,
         requests: s.ok,
@@ -650,10 +693,20 @@ async fn measure(
         ttfb_p50_ms: ms(s.first_byte.value_at_quantile(0.50)),
         ttfb_p99_ms: ms(s.first_byte.value_at_quantile(0.99)),
         total_p50_ms: ms(s.latency.value_at_quantile(0.50)),
+        upstream_ttfb_p50_ms: direct
+            .filter(|d| d.ok > 0)
+            .map(|d| ms(d.first_byte.value_at_quantile(0.50))),
     };
     say(&format!(
-        "{} stream c=1: first byte p50 {:.3} ms p99 {:.3} ms, whole stream p50 {:.3} ms",
-        plan.name, stream.ttfb_p50_ms, stream.ttfb_p99_ms, stream.total_p50_ms
+        "{} stream c=1: first byte p50 {:.3} ms p99 {:.3} ms, whole stream p50 {:.3} ms{}",
+        plan.name,
+        stream.ttfb_p50_ms,
+        stream.ttfb_p99_ms,
+        stream.total_p50_ms,
+        stream
+            .upstream_ttfb_p50_ms
+            .map(|u| format!("; the upstream directly, rounds alternating: {u:.3} ms"))
+            .unwrap_or_default()
     ));
     let peak_rss_mib = match &started {
         Some(p) => p.peak_rss_mib(),
@@ -675,9 +728,14 @@ async fn measure(
             .collect(),
         None => Vec::new(),
     };
-    let added_ttfb_p50_ms = upstream
-        .and_then(|u| u.stream.as_ref())
-        .map(|u| stream.ttfb_p50_ms - u.ttfb_p50_ms);
+    let added_ttfb_p50_ms = stream
+        .upstream_ttfb_p50_ms
+        .or_else(|| {
+            upstream
+                .and_then(|u| u.stream.as_ref())
+                .map(|u| u.ttfb_p50_ms)
+        })
+        .map(|u| stream.ttfb_p50_ms - u);
     Ok(TargetResult {
         name: plan.name.to_owned(),
         description: plan.description.clone(),
@@ -725,7 +783,6 @@ pub async fn run(o: Options, self_exe: PathBuf) -> anyhow::Result<Report> {
         &o.work,
     )?;
     let wanted = |name: &str| o.only.is_empty() || o.only.iter().any(|n| n == name);
-    let mut plans: Vec<Plan> = Vec::new();
     let mut skipped: Vec<Skipped> = o
         .unavailable
         .iter()
@@ -734,7 +791,7 @@ pub async fn run(o: Options, self_exe: PathBuf) -> anyhow::Result<Report> {
             reason: reason.clone(),
         })
         .collect();
-    plans.push(Plan {
+    let direct = Plan {
         name: "upstream",
         description: "the fake upstream called directly (hyper, one thread): the baseline"
             .to_owned(),
@@ -742,7 +799,9 @@ pub async fn run(o: Options, self_exe: PathBuf) -> anyhow::Result<Report> {
         path: "/v1/chat/completions".to_owned(),
         headers: vec![header("authorization", &format!("Bearer {UPSTREAM_KEY}"))?],
         start: None,
-    });
+    };
+    let upstream_stream = direct.target(STREAM_BODY);
+    let mut plans: Vec<Plan> = vec![direct];
     if wanted("tenant-plane") {
         plans.push(tenant_plane_plan(&o, upstream_addr, true)?);
     }
@@ -774,7 +833,8 @@ pub async fn run(o: Options, self_exe: PathBuf) -> anyhow::Result<Report> {
     for plan in plans {
         let name = plan.name;
         let baseline = targets.first().filter(|t| t.name == "upstream").cloned();
-        match measure(plan, &o, baseline.as_ref(), &upstream).await {
+        let paired = (name != "upstream").then_some(&upstream_stream);
+        match measure(plan, &o, baseline.as_ref(), paired, &upstream).await {
             Ok(r) => targets.push(r),
             Err(e) if name == "upstream" => return Err(e.context("the upstream failed")),
             Err(e) => {
@@ -816,4 +876,64 @@ pub async fn run(o: Options, self_exe: PathBuf) -> anyhow::Result<Report> {
         o.out.display()
     ));
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(warmup: Duration, window: Duration) -> Options {
+        Options {
+            tenant_plane: PathBuf::new(),
+            litellm: None,
+            portkey: None,
+            out: PathBuf::new(),
+            work: PathBuf::new(),
+            warmup,
+            window,
+            concurrency: vec![1],
+            stream_gap: Duration::ZERO,
+            only: Vec::new(),
+            unavailable: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn stream_rounds_measure_the_target_and_the_upstream_in_turn() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(crate::upstream::serve_on(
+            listener,
+            Duration::from_micros(200),
+        ));
+        let target = Target {
+            addr,
+            path: "/v1/chat/completions".to_owned(),
+            headers: Vec::new(),
+            body: Bytes::from_static(STREAM_BODY.as_bytes()),
+            pause: Duration::ZERO,
+        };
+        let started = Instant::now();
+        while !load::answers(&target).await {
+            assert!(started.elapsed() < Duration::from_secs(10), "no upstream");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let o = options(Duration::from_millis(20), Duration::from_millis(250));
+
+        let (alone, none) = stream_rounds(&target, None, &o).await.unwrap();
+        assert!(none.is_none());
+        assert_eq!(alone.window, o.window);
+
+        let (through, direct) = stream_rounds(&target, Some(&target), &o).await.unwrap();
+        let direct = direct.expect("the upstream's rounds");
+        for m in [&through, &direct] {
+            // Five rounds of 50 ms each add up to the window, and every completed stream
+            // has its first byte recorded.
+            assert_eq!(m.window, o.window);
+            assert!(m.ok > 0, "no stream completed");
+            assert_eq!(m.errors, 0, "{:?}", m.first_error);
+            assert_eq!(m.first_byte.len(), m.ok);
+            assert_eq!(m.latency.len(), m.ok);
+        }
+    }
 }

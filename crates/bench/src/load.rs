@@ -54,6 +54,46 @@ pub struct Measured {
 }
 
 impl Measured {
+    /// Adds another window's numbers to these (the windows add up).
+    pub fn absorb(&mut self, other: Measured) -> anyhow::Result<()> {
+        self.latency
+            .add(&other.latency)
+            .context("merging histograms")?;
+        self.first_byte
+            .add(&other.first_byte)
+            .context("merging histograms")?;
+        self.ok += other.ok;
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        self.window += other.window;
+        self.cpu += other.cpu;
+        Ok(())
+    }
+
+    /// An error; counted when it happened inside the window, and kept when it is the first.
+    fn error(&mut self, counted: bool, e: String) {
+        if counted {
+            self.errors += 1;
+        }
+        if self.first_error.is_none() {
+            self.first_error = Some(e);
+        }
+    }
+
+    fn empty(window: Duration) -> anyhow::Result<Measured> {
+        Ok(Measured {
+            latency: histogram()?,
+            first_byte: histogram()?,
+            ok: 0,
+            errors: 0,
+            first_error: None,
+            window,
+            cpu: Duration::ZERO,
+        })
+    }
+
     /// Completed requests per second.
     pub fn throughput(&self) -> f64 {
         self.ok as f64 / self.window.as_secs_f64()
@@ -63,25 +103,6 @@ impl Measured {
 fn histogram() -> anyhow::Result<Histogram<u64>> {
     // 1 ns to 5 minutes at three significant digits.
     Histogram::new_with_bounds(1, 300_000_000_000, 3).context("creating a histogram")
-}
-
-struct Worker {
-    latency: Histogram<u64>,
-    first_byte: Histogram<u64>,
-    ok: u64,
-    errors: u64,
-    first_error: Option<String>,
-}
-
-impl Worker {
-    fn error(&mut self, counted: bool, e: String) {
-        if counted {
-            self.errors += 1;
-        }
-        if self.first_error.is_none() {
-            self.first_error = Some(e);
-        }
-    }
 }
 
 /// A request must finish within this, or it counts as an error.
@@ -110,14 +131,9 @@ fn request(target: &Target) -> anyhow::Result<hyper::Request<Full<Bytes>>> {
     Ok(b.body(Full::new(target.body.clone()))?)
 }
 
-async fn worker(target: Arc<Target>, from: Instant, until: Instant) -> anyhow::Result<Worker> {
-    let mut w = Worker {
-        latency: histogram()?,
-        first_byte: histogram()?,
-        ok: 0,
-        errors: 0,
-        first_error: None,
-    };
+/// One worker's requests (its window is zero: the run's is counted once).
+async fn worker(target: Arc<Target>, from: Instant, until: Instant) -> anyhow::Result<Measured> {
+    let mut w = Measured::empty(Duration::ZERO)?;
     let mut sender: Option<SendRequest<Full<Bytes>>> = None;
     while Instant::now() < until {
         let s = match sender.as_mut() {
@@ -202,27 +218,10 @@ pub async fn run(
     let workers: Vec<_> = (0..concurrency)
         .map(|_| tokio::spawn(worker(target.clone(), from, until)))
         .collect();
-    let mut m = Measured {
-        latency: histogram()?,
-        first_byte: histogram()?,
-        ok: 0,
-        errors: 0,
-        first_error: None,
-        window,
-        cpu: Duration::ZERO,
-    };
+    let mut m = Measured::empty(window)?;
     m.cpu = cpu.await.ok().flatten().unwrap_or_default();
     for w in workers {
-        let w = w.await.context("a load worker panicked")??;
-        m.latency.add(&w.latency).context("merging histograms")?;
-        m.first_byte
-            .add(&w.first_byte)
-            .context("merging histograms")?;
-        m.ok += w.ok;
-        m.errors += w.errors;
-        if m.first_error.is_none() {
-            m.first_error = w.first_error;
-        }
+        m.absorb(w.await.context("a load worker panicked")??)?;
     }
     Ok(m)
 }

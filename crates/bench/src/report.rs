@@ -81,7 +81,7 @@ pub fn markdown(r: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "\nAdded latency is the gateway's percentile minus the upstream's at the same concurrency. Throughput and tail latency on a shared 2-CPU machine move by tens of percent between runs (other work competes for the CPUs; the load averages are listed under Targets); the CPU time per request below moves less, but still by up to a third (Portkey's, unchanged, between two runs on 2026-12-03). To compare two builds of the tenant plane, count instructions per request with callgrind instead (docs/gateway.md, Performance).\n"
+        "\nAdded latency is the gateway's percentile minus the upstream's at the same concurrency. Throughput and tail latency on a shared 2-CPU machine move by tens of percent between runs (other work competes for the CPUs; the load averages are listed under Targets); the CPU time per request below moves less, but still by up to a third (Portkey's, unchanged, between two runs on 2026-12-03). To compare two builds of the tenant plane, count instructions per request with callgrind instead (docs/gateway.md, Performance). A stream's added first byte is over the upstream called directly in rounds that alternate with the gateway's (five each, splitting the window; last column of the stream table below), not over the upstream's own row, measured minutes earlier.\n"
     );
     let _ = writeln!(out, "## Raw numbers\n");
     let _ = writeln!(
@@ -112,14 +112,14 @@ pub fn markdown(r: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "\n| Target (stream, c=1) | first byte p50 ms | first byte p99 ms | whole stream p50 ms | streams | errors |"
+        "\n| Target (stream, c=1) | first byte p50 ms | first byte p99 ms | whole stream p50 ms | streams | errors | the upstream directly, alternating rounds: first byte p50 ms |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
     for t in &r.targets {
         if let Some(s) = &t.stream {
             let _ = writeln!(
                 out,
-                "| {} | {:.3} | {:.3} | {:.3} | {} | {}{} |",
+                "| {} | {:.3} | {:.3} | {:.3} | {} | {}{} | {} |",
                 t.name,
                 s.ttfb_p50_ms,
                 s.ttfb_p99_ms,
@@ -129,7 +129,9 @@ pub fn markdown(r: &Report) -> String {
                 s.first_error
                     .as_deref()
                     .map(|e| format!(" ({e})"))
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                s.upstream_ttfb_p50_ms
+                    .map_or("–".to_owned(), |u| format!("{u:.3}"))
             );
         }
     }

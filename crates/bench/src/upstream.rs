@@ -132,6 +132,11 @@ pub async fn serve(addr: SocketAddr, gap: Duration) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {addr}"))?;
     crate::say(&format!("listening {}", listener.local_addr()?));
+    serve_on(listener, gap).await
+}
+
+/// Serves on a bound listener until the process ends.
+pub async fn serve_on(listener: tokio::net::TcpListener, gap: Duration) -> anyhow::Result<()> {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
