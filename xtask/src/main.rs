@@ -348,6 +348,15 @@ fn bench_gateway(args: Vec<String>) -> Result<()> {
         ));
     }
 
+    // `-- --out DIR` (or `--work DIR`) replaces the default; clap refuses an option twice.
+    let given = |name: &str| {
+        passthrough
+            .iter()
+            .position(|a| a == name)
+            .and_then(|i| passthrough.get(i + 1))
+            .map(|v| root().join(v))
+    };
+    let out = given("--out").unwrap_or_else(|| root().join("bench/results"));
     let mut bench = Command::new("taskset");
     bench
         .args(["-c", "0"])
@@ -355,11 +364,13 @@ fn bench_gateway(args: Vec<String>) -> Result<()> {
         .arg("gateway")
         .arg("--tenant-plane")
         .arg(root().join("target/release/atlasai-tp"))
-        .arg("--out")
-        .arg(root().join("bench/results"))
-        .arg("--work")
-        .arg(root().join("target/bench"))
         .current_dir(root());
+    if given("--out").is_none() {
+        bench.arg("--out").arg(&out);
+    }
+    if given("--work").is_none() {
+        bench.arg("--work").arg(root().join("target/bench"));
+    }
     if litellm.exists() {
         bench.arg("--litellm").arg(&litellm);
     }
@@ -375,19 +386,16 @@ fn bench_gateway(args: Vec<String>) -> Result<()> {
         bench,
     )?;
 
-    let chart = root().join("bench/results/gateway.png");
+    let chart = out.join("gateway.png");
     let mut plot = Command::new(&python);
     plot.arg(root().join("bench/plot_gateway.py"))
-        .arg(root().join("bench/results/gateway.json"))
+        .arg(out.join("gateway.json"))
         .arg(&chart);
     match run("chart (matplotlib)", plot) {
         Ok(()) => eprintln!("chart: {}", chart.display()),
         Err(e) => eprintln!("warning: no chart: {e:#} (matplotlib lives in .venv-bench)"),
     }
-    eprintln!(
-        "results: {}",
-        root().join("bench/results/gateway.md").display()
-    );
+    eprintln!("results: {}", out.join("gateway.md").display());
     Ok(())
 }
 
