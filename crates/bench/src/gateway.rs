@@ -653,6 +653,18 @@ async fn stream_rounds(
     Ok((through, direct))
 }
 
+/// The first byte a target's stream adds: over the upstream's rounds beside it when there
+/// were such, else over the upstream's own row. None when no stream of the target completed.
+fn added_first_byte(stream: &StreamLevel, upstream_row: Option<&StreamLevel>) -> Option<f64> {
+    if stream.requests == 0 {
+        return None;
+    }
+    let upstream = stream
+        .upstream_ttfb_p50_ms
+        .or_else(|| upstream_row.map(|u| u.ttfb_p50_ms))?;
+    Some(stream.ttfb_p50_ms - upstream)
+}
+
 async fn measure(
     mut plan: Plan,
     o: &Options,
@@ -728,14 +740,7 @@ async fn measure(
             .collect(),
         None => Vec::new(),
     };
-    let added_ttfb_p50_ms = stream
-        .upstream_ttfb_p50_ms
-        .or_else(|| {
-            upstream
-                .and_then(|u| u.stream.as_ref())
-                .map(|u| u.ttfb_p50_ms)
-        })
-        .map(|u| stream.ttfb_p50_ms - u);
+    let added_ttfb_p50_ms = added_first_byte(&stream, upstream.and_then(|u| u.stream.as_ref()));
     Ok(TargetResult {
         name: plan.name.to_owned(),
         description: plan.description.clone(),
@@ -896,6 +901,33 @@ mod tests {
             only: Vec::new(),
             unavailable: Vec::new(),
         }
+    }
+
+    fn stream(requests: u64, ttfb: f64, upstream: Option<f64>) -> StreamLevel {
+        StreamLevel {
+            concurrency: 1,
+            requests,
+            errors: 0,
+            first_error: None,
+            ttfb_p50_ms: ttfb,
+            ttfb_p99_ms: ttfb,
+            total_p50_ms: 15.0,
+            upstream_ttfb_p50_ms: upstream,
+        }
+    }
+
+    #[test]
+    fn the_added_first_byte_prefers_the_rounds_beside_and_needs_a_measured_stream() {
+        let row = stream(300, 0.20, None);
+        let added = |s: &StreamLevel, r| added_first_byte(s, r).map(|a| (a * 1000.0).round());
+        assert_eq!(
+            added(&stream(300, 0.25, Some(0.15)), Some(&row)),
+            Some(100.0)
+        );
+        assert_eq!(added(&stream(300, 0.25, None), Some(&row)), Some(50.0));
+        assert_eq!(added(&stream(300, 0.25, None), None), None);
+        // Every stream failed (Portkey's, here): no first byte, so nothing added.
+        assert_eq!(added(&stream(0, 0.0, Some(0.15)), Some(&row)), None);
     }
 
     #[tokio::test]
