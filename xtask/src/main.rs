@@ -348,12 +348,18 @@ fn bench_gateway(args: Vec<String>) -> Result<()> {
         ));
     }
 
-    // `-- --out DIR` (or `--work DIR`) replaces the default; clap refuses an option twice.
+    // `-- --out DIR` (or `--work DIR`, or `--out=DIR`) replaces the default; clap refuses an
+    // option given twice.
     let given = |name: &str| {
+        let with_value = format!("{name}=");
         passthrough
             .iter()
-            .position(|a| a == name)
-            .and_then(|i| passthrough.get(i + 1))
+            .enumerate()
+            .find_map(|(i, a)| match a.strip_prefix(&with_value) {
+                Some(v) => Some(v),
+                None if a == name => passthrough.get(i + 1).map(String::as_str),
+                None => None,
+            })
             .map(|v| root().join(v))
     };
     let out = given("--out").unwrap_or_else(|| root().join("bench/results"));
